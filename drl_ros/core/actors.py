@@ -1,0 +1,142 @@
+"""Action distributions with their networks: what a policy samples from.
+
+Every actor works in a normalized action space: Box actions live in ``[-1, 1]`` per dimension
+(the policy maps them to the env's bounds), discrete actions are integer indices.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from drl_ros.core.networks import mlp
+
+LOG_STD_MIN = -20.0
+LOG_STD_MAX = 2.0
+
+
+class Actor(nn.Module):
+    """Base class: maps normalized observations ``(B, obs_dim)`` to an action distribution."""
+
+    kind: str = "actor"
+
+    def sample(self, obs: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``(action, log_prob)``: shapes ``(B, act_dim)`` (``(B,)`` for discrete) and ``(B,)``."""
+        raise NotImplementedError
+
+    def deterministic_action(self, obs: torch.Tensor) -> torch.Tensor:
+        """The mode / mean action, the one deployment and ONNX export use."""
+        raise NotImplementedError
+
+
+class CategoricalActor(Actor):
+    """Softmax over ``n`` discrete actions."""
+
+    kind = "categorical"
+
+    def __init__(self, obs_dim: int, n_actions: int, hidden_sizes: Sequence[int], activation: str = "tanh",
+                 orthogonal: bool = True) -> None:
+        super().__init__()
+        self.logits_net = mlp(obs_dim, hidden_sizes, n_actions, activation, output_gain=0.01, orthogonal=orthogonal)
+
+    def distribution(self, obs: torch.Tensor) -> torch.distributions.Categorical:
+        return torch.distributions.Categorical(logits=self.logits_net(obs))
+
+    def sample(self, obs: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        dist = self.distribution(obs)
+        action = dist.probs.argmax(-1) if deterministic else dist.sample()
+        return action, dist.log_prob(action)
+
+    def deterministic_action(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.logits_net(obs).argmax(-1)
+
+    def log_prob_entropy(self, obs: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-probability ``(B,)`` of given actions and the entropy ``(B,)``, for policy-gradient losses."""
+        dist = self.distribution(obs)
+        return dist.log_prob(action.long().reshape(-1)), dist.entropy()
+
+
+class GaussianActor(Actor):
+    """Diagonal Gaussian with a state-independent learned log standard deviation (PPO's default).
+
+    Samples are unbounded; the policy clips them to ``[-1, 1]`` before scaling to the env bounds,
+    while learning uses the unclipped sample so the log-probability stays exact.
+    """
+
+    kind = "gaussian"
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden_sizes: Sequence[int], activation: str = "tanh",
+                 log_std_init: float = 0.0, orthogonal: bool = True) -> None:
+        super().__init__()
+        self.mean_net = mlp(obs_dim, hidden_sizes, act_dim, activation, output_gain=0.01, orthogonal=orthogonal)
+        self.log_std = nn.Parameter(torch.full((act_dim,), float(log_std_init)))
+
+    def _normal(self, obs: torch.Tensor) -> torch.distributions.Normal:
+        return torch.distributions.Normal(self.mean_net(obs), self.log_std.exp().expand(obs.shape[0], -1))
+
+    def sample(self, obs: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        mean = self.mean_net(obs)
+        std = self.log_std.exp()
+        action = mean if deterministic else mean + std * torch.randn_like(mean)
+        # Closed form of Normal.log_prob summed over dimensions, without building a distribution.
+        log_prob = (-0.5 * ((action - mean) / std).pow(2) - self.log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+        return action, log_prob
+
+    def deterministic_action(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.mean_net(obs)
+
+    def log_prob_entropy(self, obs: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        dist = self._normal(obs)
+        return dist.log_prob(action).sum(-1), dist.entropy().sum(-1)
+
+
+class SquashedGaussianActor(Actor):
+    """Gaussian squashed by ``tanh`` into ``[-1, 1]`` with a state-dependent std (SAC).
+
+    ``log_prob`` includes the change-of-variables term of the tanh (Haarnoja et al. 2018, app. C).
+    """
+
+    kind = "squashed_gaussian"
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden_sizes: Sequence[int], activation: str = "relu") -> None:
+        super().__init__()
+        self.trunk = mlp(obs_dim, hidden_sizes, None, activation)
+        last = hidden_sizes[-1] if hidden_sizes else obs_dim
+        self.mean_head = nn.Linear(last, act_dim)
+        self.log_std_head = nn.Linear(last, act_dim)
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.trunk(obs)
+        log_std = self.log_std_head(features).clamp(LOG_STD_MIN, LOG_STD_MAX)
+        return self.mean_head(features), log_std
+
+    def sample(self, obs: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, log_std = self(obs)
+        if deterministic:
+            pre_tanh = mean
+        else:
+            pre_tanh = mean + log_std.exp() * torch.randn_like(mean)
+        normal_log_prob = (-0.5 * ((pre_tanh - mean) / log_std.exp()).pow(2) - log_std
+                           - 0.5 * math.log(2 * math.pi)).sum(-1)
+        # log(1 - tanh(u)^2) written in a form that stays finite for large |u|.
+        correction = (2.0 * (math.log(2.0) - pre_tanh - F.softplus(-2.0 * pre_tanh))).sum(-1)
+        return torch.tanh(pre_tanh), normal_log_prob - correction
+
+    def deterministic_action(self, obs: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self(obs)[0])
+
+
+def build_actor(kind: str, obs_dim: int, act_dim: int, hidden_sizes: Sequence[int], activation: str,
+                log_std_init: float = 0.0) -> Actor:
+    """Construct an actor from the names stored in a policy file."""
+    if kind == CategoricalActor.kind:
+        return CategoricalActor(obs_dim, act_dim, hidden_sizes, activation)
+    if kind == GaussianActor.kind:
+        return GaussianActor(obs_dim, act_dim, hidden_sizes, activation, log_std_init)
+    if kind == SquashedGaussianActor.kind:
+        return SquashedGaussianActor(obs_dim, act_dim, hidden_sizes, activation)
+    raise ValueError(f"unknown actor kind {kind!r}")

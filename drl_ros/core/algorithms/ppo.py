@@ -1,0 +1,213 @@
+"""Proximal Policy Optimization (Schulman et al. 2017) with the clipped surrogate objective.
+
+GAE(λ) advantages with bootstrapping on truncation, per-minibatch advantage normalization, an
+optionally clipped value loss, an entropy bonus, several minibatch epochs per rollout, global
+gradient-norm clipping and early stopping on approximate KL (the details catalogued by Huang et
+al., "The 37 Implementation Details of PPO").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from drl_ros.core.actors import CategoricalActor, GaussianActor
+from drl_ros.core.algorithms.base import Algorithm, all_finite, grads_finite
+from drl_ros.core.buffers import RolloutBatch
+from drl_ros.core.networks import mlp
+from drl_ros.core.policy import Policy
+from drl_ros.core.spaces import BoxSpec, DiscreteSpec, SpaceSpec
+
+
+@dataclass
+class PPOConfig:
+    """Hyperparameters of PPO. Defaults follow Stable-Baselines3."""
+
+    learning_rate: float = 3e-4
+    """Adam step size (the initial one when ``lr_schedule`` is linear)."""
+    lr_schedule: Literal["constant", "linear"] = "constant"
+    """``linear`` anneals the step size and the clip range to 0 over the run."""
+    n_steps: int = 2048
+    """Steps per env in each rollout."""
+    batch_size: int = 64
+    """Minibatch size of the update epochs."""
+    n_epochs: int = 10
+    """Passes over each rollout."""
+    gamma: float = 0.99
+    """Discount factor."""
+    gae_lambda: float = 0.95
+    """GAE λ: 0 is one-step TD, 1 is Monte Carlo."""
+    clip_range: float = 0.2
+    """Clip ε of the surrogate ratio."""
+    clip_range_vf: float | None = None
+    """Clip of the value update around the collection-time values; None disables it."""
+    normalize_advantage: bool = True
+    """Standardize advantages within each minibatch."""
+    ent_coef: float = 0.0
+    """Weight of the entropy bonus."""
+    vf_coef: float = 0.5
+    """Weight of the value loss."""
+    max_grad_norm: float = 0.5
+    """Global gradient-norm clip."""
+    target_kl: float | None = None
+    """Stop the epochs of a rollout once approximate KL exceeds 1.5 × this; None never stops."""
+    hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])
+    """Hidden widths of the actor and of the separate critic."""
+    activation: str = "tanh"
+    """Hidden activation."""
+    log_std_init: float = 0.0
+    """Initial log standard deviation of the Gaussian actor (Box actions)."""
+    normalize_observations: bool = False
+    """Normalize observations with running statistics kept in the policy."""
+
+    def __post_init__(self) -> None:
+        if self.n_steps < 1 or self.batch_size < 1 or self.n_epochs < 1:
+            raise ValueError("n_steps, batch_size and n_epochs must be positive")
+        if not 0.0 <= self.gae_lambda <= 1.0:
+            raise ValueError(f"gae_lambda must be in [0, 1], got {self.gae_lambda}")
+        if not 0.0 <= self.gamma <= 1.0:
+            raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
+        if self.clip_range <= 0.0:
+            raise ValueError(f"clip_range must be positive, got {self.clip_range}")
+
+
+def compute_ppo_policy_loss(log_prob: torch.Tensor, old_log_prob: torch.Tensor, advantage: torch.Tensor,
+                            clip_range: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Clipped surrogate ``−E[min(ρA, clip(ρ, 1−ε, 1+ε)A)]`` with ``ρ = π/π_old``; all inputs ``(B,)``.
+
+    Returns ``(loss, clip_fraction, approx_kl)``; approx KL is the low-variance estimator
+    ``E[(ρ − 1) − log ρ]``.
+    """
+    log_ratio = log_prob - old_log_prob
+    ratio = log_ratio.exp()
+    surrogate = ratio * advantage
+    clipped = ratio.clamp(1.0 - clip_range, 1.0 + clip_range) * advantage
+    loss = -torch.min(surrogate, clipped).mean()
+    with torch.no_grad():
+        clip_fraction = ((ratio - 1.0).abs() > clip_range).float().mean()
+        approx_kl = ((ratio - 1.0) - log_ratio).mean()
+    return loss, clip_fraction, approx_kl
+
+
+def compute_ppo_value_loss(value: torch.Tensor, returns: torch.Tensor, old_value: torch.Tensor,
+                           clip_range_vf: float | None) -> torch.Tensor:
+    """MSE to the λ-returns; with ``clip_range_vf`` the prediction may move at most that far from
+    the collection-time value (SB3's form: the clipped prediction's error alone)."""
+    if clip_range_vf is not None:
+        value = old_value + (value - old_value).clamp(-clip_range_vf, clip_range_vf)
+    return (returns - value).pow(2).mean()
+
+
+def normalize_advantages(advantage: torch.Tensor) -> torch.Tensor:
+    if advantage.numel() < 2:
+        return advantage
+    return (advantage - advantage.mean()) / (advantage.std() + 1e-8)
+
+
+class PPO(Algorithm):
+    """PPO for Box (Gaussian) and Discrete (categorical) action spaces."""
+
+    name: ClassVar[str] = "ppo"
+    on_policy: ClassVar[bool] = True
+
+    def __init__(self, observation_spec: BoxSpec, action_spec: SpaceSpec, config: PPOConfig,
+                 total_updates_hint: int | None = None) -> None:
+        super().__init__()
+        self.config = config
+        kind = CategoricalActor.kind if isinstance(action_spec, DiscreteSpec) else GaussianActor.kind
+        self.policy = Policy.create(observation_spec, action_spec, kind, config.hidden_sizes, config.activation,
+                                    config.normalize_observations, config.log_std_init)
+        self.critic = mlp(observation_spec.dim, config.hidden_sizes, 1, config.activation, output_gain=1.0,
+                          orthogonal=True)
+        self._params = list(self.policy.actor.parameters()) + list(self.critic.parameters())
+        # eps=1e-5 as in the reference PPO implementations (not Adam's 1e-8 default).
+        self.optimizer = torch.optim.Adam(self._params, lr=config.learning_rate, eps=1e-5)
+        self.progress_remaining = 1.0
+        """1 at the start of training, 0 at the end; drives the linear schedule."""
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"policy": self.policy, "critic": self.critic}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"optimizer": self.optimizer}
+
+    def extra_state(self) -> dict[str, Any]:
+        return {**super().extra_state(), "progress_remaining": self.progress_remaining}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        super().load_extra_state(state)
+        self.progress_remaining = float(state["progress_remaining"])
+
+    @torch.no_grad()
+    def value(self, obs: np.ndarray | torch.Tensor) -> np.ndarray:
+        """State values ``(B,)`` for raw observations ``(B, obs_dim)``."""
+        obs_t = torch.as_tensor(np.asarray(obs, dtype=np.float32)).reshape(-1, self.policy.observation_spec.dim)
+        return self.critic(self.policy.normalize(obs_t)).squeeze(-1).numpy()
+
+    def _schedule(self) -> float:
+        return self.progress_remaining if self.config.lr_schedule == "linear" else 1.0
+
+    def update(self, rollout: RolloutBatch, rng: np.random.Generator | None = None) -> dict[str, float]:
+        """Minibatch epochs of the clipped objective over one rollout."""
+        cfg = self.config
+        rng = rng if rng is not None else np.random.default_rng()
+        scale = self._schedule()
+        for group in self.optimizer.param_groups:
+            group["lr"] = cfg.learning_rate * scale
+        clip_range = cfg.clip_range * scale if cfg.lr_schedule == "linear" else cfg.clip_range
+        clip_range = max(clip_range, 1e-8)
+        actor = self.policy.actor
+        assert isinstance(actor, (CategoricalActor, GaussianActor))
+        obs_all = self.policy.normalize(rollout.obs)
+        total = rollout.obs.shape[0]
+        stats: dict[str, list[float]] = {"policy_loss": [], "value_loss": [], "entropy": [], "clip_fraction": [],
+                                         "approx_kl": []}
+        stopped_early = False
+        epochs_done = 0
+        for _ in range(cfg.n_epochs):
+            order = torch.from_numpy(rng.permutation(total))
+            for start in range(0, total, cfg.batch_size):
+                idx = order[start:start + cfg.batch_size]
+                obs = obs_all[idx]
+                log_prob, entropy = actor.log_prob_entropy(obs, rollout.action[idx])
+                advantage = rollout.advantage[idx]
+                if cfg.normalize_advantage:
+                    advantage = normalize_advantages(advantage)
+                policy_loss, clip_fraction, approx_kl = compute_ppo_policy_loss(
+                    log_prob, rollout.log_prob[idx], advantage, clip_range)
+                if cfg.target_kl is not None and approx_kl.item() > 1.5 * cfg.target_kl:
+                    stopped_early = True
+                    break
+                value = self.critic(obs).squeeze(-1)
+                value_loss = compute_ppo_value_loss(value, rollout.returns[idx], rollout.value[idx], cfg.clip_range_vf)
+                entropy_mean = entropy.mean()
+                loss = policy_loss + cfg.vf_coef * value_loss - cfg.ent_coef * entropy_mean
+                if not all_finite(loss):
+                    self.skipped_updates += 1
+                    continue
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if not grads_finite(self._params):
+                    self.skipped_updates += 1
+                    continue
+                nn.utils.clip_grad_norm_(self._params, cfg.max_grad_norm)
+                self.optimizer.step()
+                self.updates += 1
+                stats["policy_loss"].append(policy_loss.item())
+                stats["value_loss"].append(value_loss.item())
+                stats["entropy"].append(entropy_mean.item())
+                stats["clip_fraction"].append(clip_fraction.item())
+                stats["approx_kl"].append(approx_kl.item())
+            epochs_done += 1
+            if stopped_early:
+                break
+        metrics = {name: float(np.mean(values)) if values else float("nan") for name, values in stats.items()}
+        metrics.update(epochs=float(epochs_done), learning_rate=cfg.learning_rate * scale,
+                       stopped_early=float(stopped_early))
+        if isinstance(actor, GaussianActor):
+            metrics["std"] = float(actor.log_std.exp().mean())
+        return metrics

@@ -1,0 +1,1 @@
+"""Embedded wiring: training loop, evaluation, command-line interface."""
