@@ -9,11 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from drl_ros.core.algorithms import ALGORITHMS
 from drl_ros.core.algorithms.ppo import PPOConfig
 from drl_ros.core.algorithms.sac import SACConfig
 from drl_ros.core.config_loading import load_config
-
-ALGORITHMS = ("ppo", "sac")
 
 
 @dataclass
@@ -44,10 +43,14 @@ class EvalConfig:
     """Episodes per evaluation."""
     deterministic: bool = True
     """Evaluate the mean / mode action rather than samples."""
+    final_episodes: int | None = None
+    """Episodes of the evaluation at the end of the run; None means ``episodes``."""
 
     def __post_init__(self) -> None:
         if self.every_steps < 0 or self.episodes < 1:
             raise ValueError("every_steps must be >= 0 and episodes >= 1")
+        if self.final_episodes is not None and self.final_episodes < 1:
+            raise ValueError("final_episodes must be >= 1")
 
 
 @dataclass
@@ -64,8 +67,9 @@ class StopConfig:
 class TrainConfig:
     """A whole training run."""
 
-    algorithm: Literal["ppo", "sac"] = "sac"
-    """Learning algorithm."""
+    algorithm: str = "sac"
+    """Learning algorithm: a name from ``drl_ros.core.algorithms.ALGORITHMS``; its section below
+    holds the hyperparameters."""
     total_steps: int = 100_000
     """Budget in env steps, summed over the vector env's copies."""
     seed: int = 0
@@ -89,7 +93,13 @@ class TrainConfig:
     log_every_steps: int = 1000
     """Env steps between scalar logs."""
 
+    def algorithm_config(self) -> Any:
+        """The hyperparameter section of the chosen algorithm."""
+        return getattr(self, self.algorithm)
+
     def __post_init__(self) -> None:
+        if self.algorithm not in ALGORITHMS:
+            raise ValueError(f"algorithm: unknown algorithm {self.algorithm!r}; choose one of {sorted(ALGORITHMS)}")
         if self.total_steps < 1:
             raise ValueError(f"total_steps must be positive, got {self.total_steps}")
         if self.checkpoint_every_steps < 0:

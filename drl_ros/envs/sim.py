@@ -14,7 +14,38 @@ from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
-import pybullet
+
+
+@contextlib.contextmanager
+def _silence_c_stdout():  # type: ignore[no-untyped-def]
+    """PyBullet's C code prints a build banner on import and ``argv[0]=`` on every connect straight
+    to file descriptor 1; hide those so training output stays readable."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 1)
+            try:
+                yield
+            finally:
+                # C stdio buffers the banner; flush it into /dev/null before fd 1 is restored.
+                _libc_fflush()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _libc_fflush() -> None:
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError):  # not a glibc-like platform: the banner just stays visible
+        pass
+
+
+with _silence_c_stdout():
+    import pybullet
 import pybullet_data
 from pybullet_utils.bullet_client import BulletClient
 
@@ -68,7 +99,8 @@ class PyBulletSim:
         self.physics_hz = float(physics_hz)
         self.substeps = int(substeps)
         connection_mode = pybullet.GUI if render_mode == "human" else pybullet.DIRECT
-        self.client: BulletClient = BulletClient(connection_mode=connection_mode)
+        with _silence_c_stdout():
+            self.client: BulletClient = BulletClient(connection_mode=connection_mode)
         self.client.setAdditionalSearchPath(pybullet_data.getDataPath())
         self.client.setTimeStep(1.0 / self.physics_hz)
         self.client.setGravity(0.0, 0.0, gravity)

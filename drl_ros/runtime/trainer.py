@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from drl_ros.core.algorithms import PPO, SAC, Algorithm, make_algorithm
+from drl_ros.core.algorithms import Algorithm, OffPolicyAlgorithm, OnPolicyAlgorithm, make_algorithm
 from drl_ros.core.buffers import ReplayBuffer, RolloutBatch, RolloutBuffer, compute_gae
 from drl_ros.core.checkpoint import clean_orphans, load_checkpoint, save_checkpoint
 from drl_ros.core.config import TrainConfig
@@ -92,7 +92,7 @@ class Trainer:
             raise ValueError(f"env {config.env.id!r}: drl_ros policies need a flat Box observation space")
         self.obs_spec = obs_spec
         self.action_spec = space_spec(self.envs.single_action_space)
-        algo_config = getattr(config, config.algorithm)
+        algo_config = config.algorithm_config()
         self.algorithm: Algorithm = make_algorithm(config.algorithm, obs_spec, self.action_spec, algo_config)
         self.policy = self.algorithm.policy
         discrete = isinstance(self.action_spec, DiscreteSpec)
@@ -100,11 +100,11 @@ class Trainer:
         num_envs = config.env.num_envs
         self.replay: ReplayBuffer | None = None
         self.rollout: RolloutBuffer | None = None
-        if isinstance(self.algorithm, SAC):
-            self.replay = ReplayBuffer(max(config.sac.buffer_size, 2 * num_envs), obs_spec.dim, action_shape,
+        if isinstance(self.algorithm, OffPolicyAlgorithm):
+            self.replay = ReplayBuffer(max(algo_config.buffer_size, 2 * num_envs), obs_spec.dim, action_shape,
                                        num_envs, discrete, seed=config.seed)
-        elif isinstance(self.algorithm, PPO):
-            self.rollout = RolloutBuffer(config.ppo.n_steps, num_envs, obs_spec.dim, action_shape, discrete)
+        elif isinstance(self.algorithm, OnPolicyAlgorithm):
+            self.rollout = RolloutBuffer(algo_config.n_steps, num_envs, obs_spec.dim, action_shape, discrete)
 
         self.steps = 0
         self.episodes = 0
@@ -244,9 +244,9 @@ class Trainer:
             return True
         return target.mean_return is not None and result.mean_return >= target.mean_return
 
-    def run_evaluation(self) -> EvalResult:
+    def run_evaluation(self, episodes: int | None = None) -> EvalResult:
         self.policy.eval()
-        result = evaluate(self.policy, self.eval_env, self.config.eval.episodes, self.config.seed,
+        result = evaluate(self.policy, self.eval_env, episodes or self.config.eval.episodes, self.config.seed,
                           self.config.eval.deterministic)
         self.policy.train()
         self.last_eval = result
@@ -267,20 +267,18 @@ class Trainer:
         return obs
 
     def _run_off_policy(self, progress: _Progress) -> None:
-        assert isinstance(self.algorithm, SAC) and self.replay is not None
-        cfg = self.config.sac
+        assert isinstance(self.algorithm, OffPolicyAlgorithm) and self.replay is not None
         algo, policy, replay = self.algorithm, self.policy, self.replay
+        cfg = algo.config
         num_envs = self.config.env.num_envs
         obs = self._reset_envs()
         iteration = 0
-        assert isinstance(self.action_spec, BoxSpec)
-        act_dim = self.action_spec.dim
         while self.steps < self.config.total_steps:
             if self.steps < cfg.learning_starts:
-                action = self.rng.uniform(-1.0, 1.0, size=(num_envs, act_dim)).astype(np.float32)
+                action = self._random_actions(num_envs)
                 env_action = policy.scale_action(action)
             else:
-                step = policy.act(obs)
+                step = algo.collect_action(obs, self.steps)
                 action, env_action = step.action, step.env_action
             next_obs, reward, terminated, truncated, info = self.envs.step(env_action)
             done = terminated | truncated
@@ -294,7 +292,7 @@ class Trainer:
             if self.steps >= cfg.learning_starts and iteration % cfg.train_freq == 0:
                 n_updates = cfg.gradient_steps if cfg.gradient_steps > 0 else cfg.train_freq * num_envs
                 for _ in range(n_updates):
-                    metrics = algo.update(replay.sample(cfg.batch_size, cfg.gamma, cfg.n_step))
+                    metrics = algo.learn(replay)
                 self._last_update_metrics = metrics
             self._sps_window.append((time.perf_counter(), self.steps))
             progress.update(num_envs, self._postfix() if iteration % 50 == 0 else {})
@@ -302,8 +300,8 @@ class Trainer:
                 break
 
     def _run_on_policy(self, progress: _Progress) -> None:
-        assert isinstance(self.algorithm, PPO) and self.rollout is not None
-        cfg = self.config.ppo
+        assert isinstance(self.algorithm, OnPolicyAlgorithm) and self.rollout is not None
+        cfg = self.algorithm.config
         algo, policy, rollout = self.algorithm, self.policy, self.rollout
         num_envs = self.config.env.num_envs
         obs = self._reset_envs()
@@ -332,9 +330,15 @@ class Trainer:
             if self._periodic(progress):
                 break
 
-    def _finish_rollout(self, algo: PPO, rollout: RolloutBuffer, last_obs: np.ndarray) -> RolloutBatch:
+    def _random_actions(self, num_envs: int) -> np.ndarray:
+        """Uniform actions in the policy's normalized space, for the warm-up before learning starts."""
+        if isinstance(self.action_spec, DiscreteSpec):
+            return self.rng.integers(0, self.action_spec.n, size=num_envs).astype(np.int64)
+        return self.rng.uniform(-1.0, 1.0, size=(num_envs, self.action_spec.dim)).astype(np.float32)
+
+    def _finish_rollout(self, algo: OnPolicyAlgorithm, rollout: RolloutBuffer, last_obs: np.ndarray) -> RolloutBatch:
         """Values, bootstrap values and GAE for a full rollout, flattened to ``(T·E, ...)``."""
-        cfg = self.config.ppo
+        cfg = algo.config
         steps, envs = rollout.n_steps, rollout.num_envs
         values = algo.value(rollout.obs.reshape(steps * envs, -1)).reshape(steps, envs)
         next_values = np.empty_like(values)
@@ -370,8 +374,10 @@ class Trainer:
             progress.close()
         self.save_checkpoint()
         policy_path = self.policy.save(self.run_dir / "policy", {"steps": self.steps, "env_id": self.config.env.id})
-        if not interrupted and self.last_eval_step != self.steps:
-            self.run_evaluation()
+        final_episodes = self.config.eval.final_episodes
+        if not interrupted and (self.last_eval_step != self.steps
+                                or (final_episodes is not None and final_episodes != self.config.eval.episodes)):
+            self.run_evaluation(final_episodes)
         if self.last_eval is not None:
             (self.run_dir / "eval.json").write_text(json.dumps({"steps": self.last_eval_step,
                                                                 **self.last_eval.to_dict()}, indent=2) + "\n")

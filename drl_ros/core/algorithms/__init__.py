@@ -1,23 +1,47 @@
-"""One module per learning algorithm, and the table that builds one from a run configuration."""
+"""One module per learning algorithm, and the registry that builds one from a run configuration.
+
+Adding an algorithm: write ``core/algorithms/<name>.py`` with a config dataclass and an
+:class:`OffPolicyAlgorithm` or :class:`OnPolicyAlgorithm` subclass, add it to ``ALGORITHMS``
+below, and add a ``<name>:`` section to :class:`drl_ros.core.config.TrainConfig`.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from drl_ros.core.algorithms.base import Algorithm
+from drl_ros.core.algorithms.base import Algorithm, OffPolicyAlgorithm, OnPolicyAlgorithm
 from drl_ros.core.algorithms.ppo import PPO, PPOConfig
 from drl_ros.core.algorithms.sac import SAC, SACConfig
-from drl_ros.core.spaces import BoxSpec, SpaceSpec
+from drl_ros.core.spaces import BoxSpec, DiscreteSpec, SpaceSpec
 
-__all__ = ["Algorithm", "PPO", "PPOConfig", "SAC", "SACConfig", "make_algorithm"]
+__all__ = ["ALGORITHMS", "Algorithm", "AlgorithmEntry", "OffPolicyAlgorithm", "OnPolicyAlgorithm", "PPO",
+           "PPOConfig", "SAC", "SACConfig", "make_algorithm"]
+
+
+@dataclass(frozen=True)
+class AlgorithmEntry:
+    cls: type[Algorithm]
+    config_cls: type
+    action_spaces: tuple[type, ...]
+    """Action-space specs the algorithm handles."""
+
+
+ALGORITHMS: dict[str, AlgorithmEntry] = {
+    "ppo": AlgorithmEntry(PPO, PPOConfig, (BoxSpec, DiscreteSpec)),
+    "sac": AlgorithmEntry(SAC, SACConfig, (BoxSpec,)),
+}
 
 
 def make_algorithm(name: str, observation_spec: BoxSpec, action_spec: SpaceSpec, config: Any) -> Algorithm:
     """Build the algorithm ``name`` with its hyperparameter dataclass ``config``."""
-    if name == "ppo":
-        return PPO(observation_spec, action_spec, config)
-    if name == "sac":
-        if not isinstance(action_spec, BoxSpec):
-            raise ValueError("algorithm 'sac' needs a continuous (Box) action space; use 'ppo' for discrete actions")
-        return SAC(observation_spec, action_spec, config)
-    raise ValueError(f"unknown algorithm {name!r}; choose one of 'ppo', 'sac'")
+    try:
+        entry = ALGORITHMS[name]
+    except KeyError:
+        raise ValueError(f"unknown algorithm {name!r}; choose one of {sorted(ALGORITHMS)}") from None
+    if not isinstance(action_spec, entry.action_spaces):
+        kinds = " or ".join("continuous (Box)" if k is BoxSpec else "discrete" for k in entry.action_spaces)
+        raise ValueError(f"algorithm {name!r} needs a {kinds} action space")
+    if not isinstance(config, entry.config_cls):
+        raise TypeError(f"algorithm {name!r} takes a {entry.config_cls.__name__}, got {type(config).__name__}")
+    return entry.cls(observation_spec, action_spec, config)  # type: ignore[call-arg]

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from drl_ros.core.policy import Policy
+from drl_ros.core.buffers import ReplayBatch, ReplayBuffer, RolloutBatch
+from drl_ros.core.policy import Policy, PolicyStep
 from drl_ros.core.state import flatten_state, unflatten_state
 
 
@@ -68,6 +69,46 @@ class Algorithm(ABC):
             opt.load_state_dict(unflatten_state(tree["optimizers"][name], tensors))
         self.load_extra_state(unflatten_state(tree["extra"], tensors))
         self.policy.version = int(tree["policy_version"])
+
+
+class OffPolicyAlgorithm(Algorithm):
+    """Learns from a replay buffer. Its config must provide the replay fields used by the loops:
+    ``buffer_size``, ``learning_starts``, ``batch_size``, ``gamma``, ``n_step``, ``train_freq``,
+    ``gradient_steps``."""
+
+    on_policy: ClassVar[bool] = False
+    config: Any
+
+    def collect_action(self, obs: np.ndarray, steps: int) -> PolicyStep:
+        """The behaviour action while collecting experience (exploration lives here, e.g. ε-greedy);
+        ``steps`` is the number of env steps taken so far."""
+        return self.policy.act(obs)
+
+    def learn(self, replay: ReplayBuffer) -> dict[str, float]:
+        """One gradient step from the buffer. Algorithms with prioritized replay override this to
+        sample by priority and write the new priorities back."""
+        return self.update(replay.sample(self.config.batch_size, self.config.gamma, self.config.n_step))
+
+    @abstractmethod
+    def update(self, batch: ReplayBatch) -> dict[str, float]:
+        """One gradient step on a sampled batch; returns scalar metrics."""
+
+
+class OnPolicyAlgorithm(Algorithm):
+    """Learns from whole rollouts of the current policy. Its config must provide ``n_steps``,
+    ``gamma`` and ``gae_lambda``."""
+
+    on_policy: ClassVar[bool] = True
+    config: Any
+    progress_remaining: float = 1.0
+
+    @abstractmethod
+    def value(self, obs: np.ndarray | torch.Tensor) -> np.ndarray:
+        """State values ``(B,)`` of raw observations ``(B, obs_dim)`` (zeros if the algorithm has no critic)."""
+
+    @abstractmethod
+    def update(self, rollout: RolloutBatch, rng: np.random.Generator | None = None) -> dict[str, float]:
+        """Learn from one rollout; returns scalar metrics."""
 
 
 def all_finite(*tensors: torch.Tensor) -> bool:

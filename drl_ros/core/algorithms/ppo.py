@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from drl_ros.core.actors import CategoricalActor, GaussianActor
-from drl_ros.core.algorithms.base import Algorithm, all_finite, grads_finite
+from drl_ros.core.algorithms.base import OnPolicyAlgorithm, all_finite, grads_finite
 from drl_ros.core.buffers import RolloutBatch
 from drl_ros.core.networks import mlp
 from drl_ros.core.policy import Policy
@@ -108,11 +108,10 @@ def normalize_advantages(advantage: torch.Tensor) -> torch.Tensor:
     return (advantage - advantage.mean()) / (advantage.std() + 1e-8)
 
 
-class PPO(Algorithm):
+class PPO(OnPolicyAlgorithm):
     """PPO for Box (Gaussian) and Discrete (categorical) action spaces."""
 
     name: ClassVar[str] = "ppo"
-    on_policy: ClassVar[bool] = True
 
     def __init__(self, observation_spec: BoxSpec, action_spec: SpaceSpec, config: PPOConfig,
                  total_updates_hint: int | None = None) -> None:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 from torch import nn
 
-from drl_ros.core.algorithms.base import Algorithm, all_finite, grads_finite, polyak_update
+from drl_ros.core.algorithms.base import OffPolicyAlgorithm, all_finite, grads_finite, polyak_update
 from drl_ros.core.buffers import ReplayBatch
 from drl_ros.core.networks import EnsembleMLP
 from drl_ros.core.policy import Policy
@@ -93,11 +93,10 @@ def compute_sac_alpha_loss(log_alpha: torch.Tensor, log_prob: torch.Tensor, targ
     return -(log_alpha * (log_prob.detach() + target_entropy)).mean()
 
 
-class SAC(Algorithm):
+class SAC(OffPolicyAlgorithm):
     """SAC on a Box action space."""
 
     name: ClassVar[str] = "sac"
-    on_policy: ClassVar[bool] = False
 
     def __init__(self, observation_spec: BoxSpec, action_spec: BoxSpec, config: SACConfig) -> None:
         super().__init__()
@@ -174,6 +173,3 @@ class SAC(Algorithm):
         self.updates += 1
         return {"critic_loss": critic_loss.item(), "actor_loss": actor_loss.item(),
                 "alpha": float(alpha), "entropy": -log_prob.mean().item(), "q": q.mean().item()}
-
-    def extra_state(self) -> dict[str, Any]:
-        return super().extra_state()
