@@ -6,11 +6,10 @@ from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
-import pybullet
 from gymnasium import spaces
 
 from drl_ros.envs.robots.base import Robot
-from drl_ros.envs.sim import PyBulletSim
+from drl_ros.envs.sim import PyBulletSim, pybullet  # sim imports pybullet without its C banner
 
 __all__ = ["KUKA_DOWN_ORIENTATION", "KUKA_REST_POSE", "ControlMode", "KukaIiwa"]
 
