@@ -7,8 +7,12 @@ import torch
 
 from drl_ros.core.actors import GaussianActor, SquashedGaussianActor
 from drl_ros.core.algorithms.ppo import compute_ppo_policy_loss, compute_ppo_value_loss
-from drl_ros.core.algorithms.sac import (compute_sac_actor_loss, compute_sac_alpha_loss, compute_sac_critic_loss,
-                                         compute_sac_target)
+from drl_ros.core.algorithms.sac import (
+    compute_sac_actor_loss,
+    compute_sac_alpha_loss,
+    compute_sac_critic_loss,
+    compute_sac_target,
+)
 
 
 def test_ppo_clipped_surrogate_on_fixed_tensors():

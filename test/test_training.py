@@ -1,7 +1,6 @@
 """Embedded training end to end: learning tests with fixed seeds, checkpoints, resume, Ctrl-C, CLI errors."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -60,7 +59,7 @@ def test_resume_restores_the_checkpoint_and_continues_training(tmp_path):
     run_dir = tmp_path / "run"
     first, result = _train(_small_sac_config(run_dir, 800), run_dir)
     assert result.steps == 800
-    saved_tensors, saved_meta = load_checkpoint(run_dir / "checkpoints" / "last")
+    _, saved_meta = load_checkpoint(run_dir / "checkpoints" / "last")
     assert saved_meta["trainer"]["steps"] == 800
     updates_before = first.algorithm.updates
     assert updates_before == 601  # one per env step from learning_starts on
@@ -144,3 +143,15 @@ def test_unknown_algorithm_and_bad_override_are_refused(capsys):
 @pytest.mark.parametrize("name", sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
 def test_every_shipped_config_loads(name):
     load_train_config(CONFIG_DIR / f"{name}.yaml")
+
+
+def test_eval_and_plot_commands_read_a_finished_run(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    _train(_small_sac_config(run_dir, 400), run_dir)
+    capsys.readouterr()
+    assert cli_main(["eval", str(run_dir), "--episodes", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "mean return" in out and "over 2 episodes" in out and "Pendulum-v1" in out
+    assert cli_main(["plot", str(run_dir), "--out", str(tmp_path / "curve.png")]) == 0
+    assert (tmp_path / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert cli_main(["eval", str(tmp_path / "missing")]) == 2

@@ -59,11 +59,14 @@ class Policy(nn.Module):
     @classmethod
     def create(cls, observation_spec: BoxSpec, action_spec: SpaceSpec, actor_kind: str,
                hidden_sizes: list[int], activation: str, normalize_observations: bool = False,
-               log_std_init: float = 0.0) -> "Policy":
+               log_std_init: float = 0.0, actor_kwargs: dict[str, Any] | None = None) -> Policy:
         act_dim = action_spec.n if isinstance(action_spec, DiscreteSpec) else action_spec.dim
         architecture = {"actor": actor_kind, "hidden_sizes": list(hidden_sizes), "activation": activation,
                         "log_std_init": log_std_init}
-        actor = build_actor(actor_kind, observation_spec.dim, act_dim, hidden_sizes, activation, log_std_init)
+        if actor_kwargs:
+            architecture["actor_kwargs"] = dict(actor_kwargs)
+        actor = build_actor(actor_kind, observation_spec.dim, act_dim, hidden_sizes, activation, log_std_init,
+                            actor_kwargs)
         return cls(observation_spec, action_spec, actor, architecture, normalize_observations)
 
     @property
@@ -112,7 +115,7 @@ class Policy(nn.Module):
         return save_checkpoint(Path(path_stem), tensors, metadata)
 
     @classmethod
-    def from_metadata(cls, metadata: dict[str, Any]) -> "Policy":
+    def from_metadata(cls, metadata: dict[str, Any]) -> Policy:
         if metadata.get("format") != POLICY_FORMAT:
             raise ValueError(f"not a drl_ros policy file (format {metadata.get('format')!r})")
         obs_spec = space_from_dict(metadata["observation_space"])
@@ -121,12 +124,12 @@ class Policy(nn.Module):
         arch = metadata["architecture"]
         policy = cls.create(obs_spec, space_from_dict(metadata["action_space"]), arch["actor"],
                             arch["hidden_sizes"], arch["activation"], metadata["normalize_observations"],
-                            arch.get("log_std_init", 0.0))
+                            arch.get("log_std_init", 0.0), arch.get("actor_kwargs"))
         policy.version = int(metadata.get("version", 0))
         return policy
 
     @classmethod
-    def load(cls, path_stem: str | Path) -> "Policy":
+    def load(cls, path_stem: str | Path) -> Policy:
         tensors, metadata = load_checkpoint(Path(path_stem))
         policy = cls.from_metadata(metadata)
         policy.load_state_dict(tensors)

@@ -38,7 +38,7 @@ def resolve_config(name_or_path: str) -> Path:
     if path.is_file():
         return path
     configs = embedded_configs()
-    stem = path.name[:-5] if path.name.endswith(".yaml") else path.name
+    stem = path.name.removesuffix(".yaml")
     if stem in configs and path.parent == Path("."):
         return configs[stem]
     known = ", ".join(configs) or "none found"
@@ -55,8 +55,8 @@ def _print_outputs(run_dir: Path, curve: Path | None) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from drl_ros.core.config_loading import load_config
     from drl_ros.core.config import TrainConfig
+    from drl_ros.core.config_loading import load_config
     from drl_ros.runtime.trainer import Trainer
 
     if args.resume:
