@@ -142,6 +142,21 @@ class RobotTaskEnv(gym.Env[np.ndarray, np.ndarray]):
             self._last_frame_time = time.perf_counter()
         return None
 
+    def policy_contract(self) -> dict[str, Any]:
+        """What an exported policy's contract needs from the env beyond its spaces: observation
+        terms in order (``{"name", "start", "stop"}``, from the robot's and task's ``obs_terms``,
+        one term per part where they declare none), the robot's joint map (None if it has
+        none) and the control rate."""
+        robot_terms = getattr(self.robot, "obs_terms", None) or (("robot", self.robot.obs_dim),)
+        task_terms = getattr(self.task, "obs_terms", None) or (("task", self.task.obs_dim),)
+        terms, start = [], 0
+        for name, size in (*robot_terms, ("ee_position", 3), *task_terms):
+            terms.append({"name": name, "start": start, "stop": start + size})
+            start += size
+        joint_map = getattr(self.robot, "joint_map", None)
+        return {"observation_terms": terms, "joint_map": joint_map() if callable(joint_map) else None,
+                "control_rate_hz": float(self.sim.control_hz)}
+
     def close(self) -> None:
         """Disconnect the simulator."""
         self.sim.close()

@@ -3,6 +3,7 @@
     drl-ros train [CONFIG] [--set FIELD=VALUE ...] [--run-dir DIR] [--resume RUN_DIR]
     drl-ros eval RUN_DIR [--episodes N] [--stochastic]
     drl-ros plot RUN_DIR [--out FILE.png]
+    drl-ros export RUN_DIR [--format onnx] [--out DIR] [--no-env]
     drl-ros configs
 """
 
@@ -117,6 +118,18 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from drl_ros.runtime.export import export_run
+
+    result = export_run(args.run, args.out, args.format, use_env=not args.no_env)
+    contract = result.contract
+    print(f"ONNX policy:     {result.onnx_path} (sha256 {contract['onnx']['sha256'][:16]}..., "
+          f"policy version {contract['policy_version']})")
+    print(f"Policy contract: {result.contract_path}")
+    print(f"Checked against torch: max |difference| {result.max_abs_diff:.2g}")
+    return 0
+
+
 def cmd_configs(args: argparse.Namespace) -> int:
     for name, path in embedded_configs().items():
         print(f"{name:24s} {path}")
@@ -144,6 +157,13 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("run", help="run folder")
     plot.add_argument("--out", help="output PNG (default RUN/learning_curve.png)")
     plot.set_defaults(func=cmd_plot)
+    export = sub.add_parser("export", help="export a run's policy for deployment (ONNX + policy contract)")
+    export.add_argument("run", help="run folder")
+    export.add_argument("--format", default="onnx", choices=["onnx"])
+    export.add_argument("--out", help="output folder (default RUN/export)")
+    export.add_argument("--no-env", action="store_true",
+                        help="do not build the env (no observation terms, joint map or control rate)")
+    export.set_defaults(func=cmd_export)
     configs = sub.add_parser("configs", help="list the embedded configs")
     configs.set_defaults(func=cmd_configs)
     return parser

@@ -130,6 +130,21 @@ class KukaIiwa(Robot):
         """A cube of half-size 1.3 m around the base: the stretched arm is 1.281 m long."""
         return self.base_position - 1.3, self.base_position + 1.3
 
+    # Names and sizes of the get_obs() values in order (the exported policy contract lists them).
+    obs_terms: tuple[tuple[str, int], ...] = (("joint_positions", 7), ("joint_velocities", 7))
+
+    def joint_map(self) -> dict[str, object]:
+        """What the action and the joint observations refer to on the robot, for the exported
+        policy contract: URDF joint names in observation order, the control mode, and what one
+        unit of each action dimension commands."""
+        names = [self.sim.client.getJointInfo(self.body, j)[1].decode() for j in self.joint_indices]
+        if self.control == "ee_delta":
+            action_terms, step, unit = ["ee_dx", "ee_dy", "ee_dz"], self.max_ee_step, "m"
+        else:
+            action_terms, step, unit = list(names), self.max_joint_step, "rad"
+        return {"joints": names, "control": self.control, "action_terms": action_terms,
+                "action_step": step, "action_step_unit": unit}
+
     def reset(self) -> None:
         """Teleport to the rest pose at zero velocity and hold it.
 

@@ -36,6 +36,8 @@ class ReachTask(Task):
     """
 
     goal_dim: int = 3
+    # Names and sizes of the get_obs() values in order (the exported policy contract lists them).
+    obs_terms: tuple[tuple[str, int], ...] = (("goal", 3), ("goal_minus_ee", 3))
 
     def __init__(
         self,
