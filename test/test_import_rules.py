@@ -13,6 +13,7 @@ FORBIDDEN = {
              "drl_ros.ros", "drl_ros.nodes"),
     "envs": ("rclpy", "drl_ros.runtime", "drl_ros.ros", "drl_ros.nodes"),
     "runtime": ("rclpy", "drl_ros.ros", "drl_ros.nodes"),
+    "ros": ("drl_ros.nodes",),
 }
 
 
@@ -45,6 +46,17 @@ def test_every_core_module_imports_without_simulator_or_ros():
             "bad = [m for m in sys.modules if m.split('.')[0] in ('rclpy', 'pybullet', 'pybullet_data')]\n"
             "assert not bad, bad\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_node_settings_and_ros_free_modules_stay_ros_free():
+    # The node settings are read by tests and tools that have no ROS installed.
+    for path in (PACKAGE / "ros" / "configs.py", PACKAGE / "ros" / "hardware.py"):
+        assert not [n for n in _imported_modules(path) if n.split(".")[0] == "rclpy" or n.startswith("drl_ros.msg")]
+
+
+def test_runtime_reaches_ros_mode_only_by_module_name():
+    # `drl-ros train --ros` must import the composed-mode module lazily, by its name as a string.
+    assert '"drl_ros.nodes.composed"' in (PACKAGE / "runtime" / "cli.py").read_text()
 
 
 def test_top_level_package_init_holds_no_logic():

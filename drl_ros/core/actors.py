@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -131,8 +132,14 @@ class SquashedGaussianActor(Actor):
 
 
 def build_actor(kind: str, obs_dim: int, act_dim: int, hidden_sizes: Sequence[int], activation: str,
-                log_std_init: float = 0.0) -> Actor:
-    """Construct an actor from the names stored in a policy file."""
+                log_std_init: float = 0.0, actor_kwargs: dict[str, Any] | None = None) -> Actor:
+    """Construct an actor from the names stored in a policy file; ``actor_kwargs`` holds the
+    options of kinds that have more (e.g. a Q network's return distribution)."""
+    if kind == "q_value":
+        # Imported here: q_networks builds on Actor from this module.
+        from drl_ros.core.q_networks import QValueActor
+
+        return QValueActor(obs_dim, act_dim, hidden_sizes, activation, **(actor_kwargs or {}))
     if kind == CategoricalActor.kind:
         return CategoricalActor(obs_dim, act_dim, hidden_sizes, activation)
     if kind == GaussianActor.kind:

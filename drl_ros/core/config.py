@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from drl_ros.core.algorithms import ALGORITHMS
+from drl_ros.core.algorithms.distributional import C51Config, IQNConfig, QRDQNConfig
+from drl_ros.core.algorithms.dqn import DQNConfig
 from drl_ros.core.algorithms.ppo import PPOConfig
 from drl_ros.core.algorithms.sac import SACConfig
 from drl_ros.core.config_loading import load_config
@@ -80,6 +82,15 @@ class TrainConfig:
     """PPO hyperparameters (used when ``algorithm`` is ppo)."""
     sac: SACConfig = field(default_factory=SACConfig)
     """SAC hyperparameters (used when ``algorithm`` is sac)."""
+    dqn: DQNConfig = field(default_factory=DQNConfig)
+    """DQN hyperparameters, with its double / dueling / prioritized / n-step options (used when
+    ``algorithm`` is dqn)."""
+    c51: C51Config = field(default_factory=C51Config)
+    """C51 hyperparameters (used when ``algorithm`` is c51)."""
+    qrdqn: QRDQNConfig = field(default_factory=QRDQNConfig)
+    """QR-DQN hyperparameters (used when ``algorithm`` is qrdqn)."""
+    iqn: IQNConfig = field(default_factory=IQNConfig)
+    """IQN hyperparameters (used when ``algorithm`` is iqn)."""
     eval: EvalConfig = field(default_factory=EvalConfig)
     """Evaluation schedule."""
     stop: StopConfig = field(default_factory=StopConfig)

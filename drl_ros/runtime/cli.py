@@ -1,6 +1,7 @@
 """``drl-ros``: train, evaluate and plot in embedded mode (no ROS needed).
 
     drl-ros train [CONFIG] [--set FIELD=VALUE ...] [--run-dir DIR] [--resume RUN_DIR]
+    drl-ros train --ros [CONFIG] [--set FIELD=VALUE ...] [--run-dir DIR]
     drl-ros eval RUN_DIR [--episodes N] [--stochastic]
     drl-ros plot RUN_DIR [--out FILE.png]
     drl-ros export RUN_DIR [--format onnx] [--out DIR] [--no-env]
@@ -60,6 +61,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     from drl_ros.core.config_loading import load_config
     from drl_ros.runtime.trainer import Trainer
 
+    if args.ros:
+        if args.resume:
+            raise ValueError("--ros runs start fresh; --resume is for embedded runs")
+        # By module name: the runtime never imports rclpy itself (DESIGN.md section 3).
+        import importlib
+
+        try:
+            composed = importlib.import_module("drl_ros.nodes.composed")
+        except ImportError as error:
+            raise ValueError(f"--ros needs rclpy and the ROS build ({error}): run tools/build_ros.sh, then "
+                             "source build/ros/install/setup.bash") from error
+        return int(composed.main_from_cli(args, resolve_config(args.config or DEFAULT_CONFIG)))
     if args.resume:
         run_dir = Path(args.resume)
         source = Path(args.config) if args.config else run_dir / "config.yaml"
@@ -146,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--run-dir", help="run folder (default runs/<config>-<time>)")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
     train.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
+    train.add_argument("--ros", action="store_true",
+                       help="train over ROS 2: every node in this process under one executor (needs the ROS build)")
     train.set_defaults(func=cmd_train)
     ev = sub.add_parser("eval", help="evaluate a run's policy")
     ev.add_argument("run", help="run folder")

@@ -11,12 +11,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from drl_ros.core.algorithms.base import Algorithm, OffPolicyAlgorithm, OnPolicyAlgorithm
+from drl_ros.core.algorithms.distributional import C51, IQN, QRDQN, C51Config, IQNConfig, QRDQNConfig
+from drl_ros.core.algorithms.dqn import DQN, DQNConfig
 from drl_ros.core.algorithms.ppo import PPO, PPOConfig
 from drl_ros.core.algorithms.sac import SAC, SACConfig
 from drl_ros.core.spaces import BoxSpec, DiscreteSpec, SpaceSpec
 
 __all__ = ["ALGORITHMS", "Algorithm", "AlgorithmEntry", "OffPolicyAlgorithm", "OnPolicyAlgorithm", "PPO",
-           "PPOConfig", "SAC", "SACConfig", "make_algorithm"]
+           "PPOConfig", "SAC", "SACConfig", "make_algorithm", "DQN", "DQNConfig", "C51", "C51Config", "QRDQN",
+           "QRDQNConfig", "IQN", "IQNConfig"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,10 @@ class AlgorithmEntry:
 ALGORITHMS: dict[str, AlgorithmEntry] = {
     "ppo": AlgorithmEntry(PPO, PPOConfig, (BoxSpec, DiscreteSpec)),
     "sac": AlgorithmEntry(SAC, SACConfig, (BoxSpec,)),
+    "dqn": AlgorithmEntry(DQN, DQNConfig, (DiscreteSpec,)),
+    "c51": AlgorithmEntry(C51, C51Config, (DiscreteSpec,)),
+    "qrdqn": AlgorithmEntry(QRDQN, QRDQNConfig, (DiscreteSpec,)),
+    "iqn": AlgorithmEntry(IQN, IQNConfig, (DiscreteSpec,)),
 }
 
 
