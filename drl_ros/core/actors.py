@@ -131,6 +131,30 @@ class SquashedGaussianActor(Actor):
         return torch.tanh(self(obs)[0])
 
 
+class DeterministicActor(Actor):
+    """Deterministic policy ``μ(s) = tanh(f(s))`` in ``[-1, 1]`` (DDPG, TD3).
+
+    It has no distribution: ``sample`` returns the same action with a zero log-probability, and
+    exploration noise is added by the algorithm while collecting, never by the policy.
+    """
+
+    kind = "deterministic"
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden_sizes: Sequence[int], activation: str = "relu") -> None:
+        super().__init__()
+        self.net = mlp(obs_dim, hidden_sizes, act_dim, activation)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.net(obs))
+
+    def sample(self, obs: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        action = self(obs)
+        return action, torch.zeros(action.shape[0])
+
+    def deterministic_action(self, obs: torch.Tensor) -> torch.Tensor:
+        return self(obs)
+
+
 def build_actor(kind: str, obs_dim: int, act_dim: int, hidden_sizes: Sequence[int], activation: str,
                 log_std_init: float = 0.0, actor_kwargs: dict[str, Any] | None = None) -> Actor:
     """Construct an actor from the names stored in a policy file; ``actor_kwargs`` holds the
@@ -146,4 +170,6 @@ def build_actor(kind: str, obs_dim: int, act_dim: int, hidden_sizes: Sequence[in
         return GaussianActor(obs_dim, act_dim, hidden_sizes, activation, log_std_init)
     if kind == SquashedGaussianActor.kind:
         return SquashedGaussianActor(obs_dim, act_dim, hidden_sizes, activation)
+    if kind == DeterministicActor.kind:
+        return DeterministicActor(obs_dim, act_dim, hidden_sizes, activation)
     raise ValueError(f"unknown actor kind {kind!r}")

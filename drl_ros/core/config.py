@@ -10,10 +10,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 from drl_ros.core.algorithms import ALGORITHMS
+from drl_ros.core.algorithms.a2c import A2CConfig
+from drl_ros.core.algorithms.ddpg import DDPGConfig
 from drl_ros.core.algorithms.distributional import C51Config, IQNConfig, QRDQNConfig
 from drl_ros.core.algorithms.dqn import DQNConfig
 from drl_ros.core.algorithms.ppo import PPOConfig
+from drl_ros.core.algorithms.reinforce import ReinforceConfig
 from drl_ros.core.algorithms.sac import SACConfig
+from drl_ros.core.algorithms.td3 import TD3Config
+from drl_ros.core.algorithms.trpo import TRPOConfig
 from drl_ros.core.config_loading import load_config
 
 
@@ -82,6 +87,16 @@ class TrainConfig:
     """PPO hyperparameters (used when ``algorithm`` is ppo)."""
     sac: SACConfig = field(default_factory=SACConfig)
     """SAC hyperparameters (used when ``algorithm`` is sac)."""
+    reinforce: ReinforceConfig = field(default_factory=ReinforceConfig)
+    """REINFORCE hyperparameters (used when ``algorithm`` is reinforce)."""
+    a2c: A2CConfig = field(default_factory=A2CConfig)
+    """A2C hyperparameters (used when ``algorithm`` is a2c)."""
+    trpo: TRPOConfig = field(default_factory=TRPOConfig)
+    """TRPO hyperparameters (used when ``algorithm`` is trpo)."""
+    ddpg: DDPGConfig = field(default_factory=DDPGConfig)
+    """DDPG hyperparameters (used when ``algorithm`` is ddpg)."""
+    td3: TD3Config = field(default_factory=TD3Config)
+    """TD3 hyperparameters (used when ``algorithm`` is td3)."""
     dqn: DQNConfig = field(default_factory=DQNConfig)
     """DQN hyperparameters, with its double / dueling / prioritized / n-step options (used when
     ``algorithm`` is dqn)."""

@@ -88,3 +88,7 @@ def _register(env_id: str, **kwargs: Any) -> None:
 
 _register("drl_ros/KukaReach-v0", robot="kuka_iiwa", control="ee_delta")
 _register("drl_ros/KukaReachJoint-v0", robot="kuka_iiwa", control="joint_delta")
+# Sparse -1/0 reward and a goal layout for hindsight relabelling (drl_ros.envs.goal_env).
+if "drl_ros/KukaReachGoal-v0" not in gymnasium.registry:
+    gymnasium.register(id="drl_ros/KukaReachGoal-v0", entry_point="drl_ros.envs.goal_env:make_goal_reach_env",
+                       kwargs={"robot": "kuka_iiwa", "control": "ee_delta"})

@@ -21,6 +21,7 @@ from drl_ros.core.buffers import ReplayBuffer, RolloutBatch, RolloutBuffer, comp
 from drl_ros.core.checkpoint import clean_orphans, load_checkpoint, save_checkpoint
 from drl_ros.core.config import TrainConfig
 from drl_ros.core.config_loading import config_to_dict, dump_config_yaml, load_config
+from drl_ros.core.her import HerReplayBuffer
 from drl_ros.core.metrics import MetricsWriter
 from drl_ros.core.spaces import BoxSpec, DiscreteSpec, space_spec
 from drl_ros.runtime.env_factory import make_env, make_vector_env
@@ -100,7 +101,17 @@ class Trainer:
         num_envs = config.env.num_envs
         self.replay: ReplayBuffer | None = None
         self.rollout: RolloutBuffer | None = None
-        if isinstance(self.algorithm, OffPolicyAlgorithm):
+        her = getattr(algo_config, "her", None)
+        if isinstance(self.algorithm, OffPolicyAlgorithm) and her is not None:
+            # Hindsight rewards come from the env's own compute_reward (the eval copy's is the same
+            # function); the env says where the goals sit in its flat observation.
+            goal_env = self.eval_env.unwrapped
+            if not hasattr(goal_env, "goal_layout"):
+                raise ValueError(f"env {config.env.id!r} declares no goal_layout: HER needs a goal-conditioned env")
+            self.replay = HerReplayBuffer(max(algo_config.buffer_size, 2 * num_envs), obs_spec.dim, action_shape,
+                                          goal_env.goal_layout, goal_env.compute_reward, her, num_envs, discrete,
+                                          seed=config.seed)
+        elif isinstance(self.algorithm, OffPolicyAlgorithm):
             self.replay = ReplayBuffer(max(algo_config.buffer_size, 2 * num_envs), obs_spec.dim, action_shape,
                                        num_envs, discrete, seed=config.seed)
         elif isinstance(self.algorithm, OnPolicyAlgorithm):

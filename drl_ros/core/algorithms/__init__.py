@@ -10,11 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from drl_ros.core.algorithms.a2c import A2C, A2CConfig
 from drl_ros.core.algorithms.base import Algorithm, OffPolicyAlgorithm, OnPolicyAlgorithm
+from drl_ros.core.algorithms.ddpg import DDPG, DDPGConfig
 from drl_ros.core.algorithms.distributional import C51, IQN, QRDQN, C51Config, IQNConfig, QRDQNConfig
 from drl_ros.core.algorithms.dqn import DQN, DQNConfig
 from drl_ros.core.algorithms.ppo import PPO, PPOConfig
+from drl_ros.core.algorithms.reinforce import Reinforce, ReinforceConfig
 from drl_ros.core.algorithms.sac import SAC, SACConfig
+from drl_ros.core.algorithms.td3 import TD3, TD3Config
+from drl_ros.core.algorithms.trpo import TRPO, TRPOConfig
 from drl_ros.core.spaces import BoxSpec, DiscreteSpec, SpaceSpec
 
 __all__ = ["ALGORITHMS", "Algorithm", "AlgorithmEntry", "OffPolicyAlgorithm", "OnPolicyAlgorithm", "PPO",
@@ -33,6 +38,11 @@ class AlgorithmEntry:
 ALGORITHMS: dict[str, AlgorithmEntry] = {
     "ppo": AlgorithmEntry(PPO, PPOConfig, (BoxSpec, DiscreteSpec)),
     "sac": AlgorithmEntry(SAC, SACConfig, (BoxSpec,)),
+    "reinforce": AlgorithmEntry(Reinforce, ReinforceConfig, (BoxSpec, DiscreteSpec)),
+    "a2c": AlgorithmEntry(A2C, A2CConfig, (BoxSpec, DiscreteSpec)),
+    "trpo": AlgorithmEntry(TRPO, TRPOConfig, (BoxSpec, DiscreteSpec)),
+    "ddpg": AlgorithmEntry(DDPG, DDPGConfig, (BoxSpec,)),
+    "td3": AlgorithmEntry(TD3, TD3Config, (BoxSpec,)),
     "dqn": AlgorithmEntry(DQN, DQNConfig, (DiscreteSpec,)),
     "c51": AlgorithmEntry(C51, C51Config, (DiscreteSpec,)),
     "qrdqn": AlgorithmEntry(QRDQN, QRDQNConfig, (DiscreteSpec,)),

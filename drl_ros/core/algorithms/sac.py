@@ -15,6 +15,7 @@ from torch import nn
 
 from drl_ros.core.algorithms.base import OffPolicyAlgorithm, all_finite, grads_finite, polyak_update
 from drl_ros.core.buffers import ReplayBatch
+from drl_ros.core.her import HerConfig
 from drl_ros.core.networks import EnsembleMLP
 from drl_ros.core.policy import Policy
 from drl_ros.core.spaces import BoxSpec
@@ -54,6 +55,8 @@ class SACConfig:
     """Hidden activation."""
     normalize_observations: bool = False
     """Normalize observations with running statistics kept in the policy."""
+    her: HerConfig | None = None
+    """Hindsight experience replay for goal-conditioned envs; None disables it."""
 
     def __post_init__(self) -> None:
         if not 0.0 < self.tau <= 1.0:
