@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from drl_ros.core.actors import Actor, build_actor
-from drl_ros.core.checkpoint import load_checkpoint, save_checkpoint
+from drl_ros.core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from drl_ros.core.normalization import ObservationNormalizer
 from drl_ros.core.spaces import BoxSpec, DiscreteSpec, SpaceSpec, space_from_dict
 
@@ -130,7 +130,17 @@ class Policy(nn.Module):
 
     @classmethod
     def load(cls, path_stem: str | Path) -> Policy:
+        """Load a policy file; a pickled, tampered or inconsistent file raises CheckpointError
+        (a ValueError) naming the file, and nothing in it is executed."""
         tensors, metadata = load_checkpoint(Path(path_stem))
-        policy = cls.from_metadata(metadata)
-        policy.load_state_dict(tensors)
+        try:
+            policy = cls.from_metadata(metadata)
+        except (KeyError, TypeError, ValueError) as exc:
+            detail = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise CheckpointError(f"{path_stem}: not a valid drl_ros policy file: {detail}") from exc
+        try:
+            policy.load_state_dict(tensors)
+        except RuntimeError as exc:  # missing, extra or wrongly shaped tensors
+            raise CheckpointError(f"{path_stem}: the tensors do not match the architecture in the policy "
+                                  f"file: {exc}") from exc
         return policy.eval()
