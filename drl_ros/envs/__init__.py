@@ -92,3 +92,8 @@ _register("drl_ros/KukaReachJoint-v0", robot="kuka_iiwa", control="joint_delta")
 if "drl_ros/KukaReachGoal-v0" not in gymnasium.registry:
     gymnasium.register(id="drl_ros/KukaReachGoal-v0", entry_point="drl_ros.envs.goal_env:make_goal_reach_env",
                        kwargs={"robot": "kuka_iiwa", "control": "ee_delta"})
+# The robot suite (Panda reach / push / pick-and-place / sort, A1 and Laikago walking).
+from drl_ros.envs.suite import make_panda_env, make_quadruped_env, register_suite
+
+__all__ += ["make_panda_env", "make_quadruped_env"]
+register_suite()
