@@ -112,11 +112,11 @@ def test_fisher_vector_product_is_the_kl_hessian_times_the_vector(kind):
     kl = mean_kl(old, action_distribution(actor, obs))
     assert kl.item() == pytest.approx(0.0, abs=1e-6)
     v = torch.randn_like(theta)
-    fvp = fisher_vector_product(kl, params, v, damping=0.0)
+    fvp = fisher_vector_product(kl, params, damping=0.0)(v)
     torch.testing.assert_close(fvp, hessian @ v, rtol=1e-4, atol=1e-6)
     # The Fisher matrix is positive semi-definite, and damping adds exactly damping·v.
     assert v.dot(fvp).item() >= -1e-6
-    torch.testing.assert_close(fisher_vector_product(kl, params, v, damping=0.1), fvp + 0.1 * v)
+    torch.testing.assert_close(fisher_vector_product(kl, params, damping=0.1)(v), fvp + 0.1 * v)
 
 
 def _kl_at(actor, old, obs, flat):

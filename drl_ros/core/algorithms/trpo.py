@@ -113,16 +113,20 @@ def mean_kl(old: torch.distributions.Distribution, new: torch.distributions.Dist
     return (kl.sum(-1) if kl.dim() > 1 else kl).mean()
 
 
-def fisher_vector_product(kl: torch.Tensor, params: list[nn.Parameter], vector: torch.Tensor,
-                          damping: float) -> torch.Tensor:
-    """``(F + damping·I) v`` where ``F = ∇²_θ KL`` at θ_old, by double backpropagation (Pearlmutter's
-    trick: ``∇_θ (∇_θ KL · v)``). ``kl`` must be built with a graph to ``params``; ``vector`` is ``(n,)``
-    in the layout of ``parameters_to_vector(params)``."""
+def fisher_vector_product(kl: torch.Tensor, params: list[nn.Parameter],
+                          damping: float) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``v ↦ (F + damping·I) v`` where ``F = ∇²_θ KL`` at θ_old, by double backpropagation (Pearlmutter's
+    trick: ``∇_θ (∇_θ KL · v)``). ``kl`` must be built with a graph to ``params``; vectors are ``(n,)``
+    in the layout of ``parameters_to_vector(params)``. The KL gradient is formed once and each
+    product costs one more backward pass, so conjugate gradient pays that per iteration only."""
     grads = torch.autograd.grad(kl, params, create_graph=True)
     flat_grad = torch.cat([g.reshape(-1) for g in grads])
-    grad_vector = flat_grad.dot(vector)
-    hvp = torch.autograd.grad(grad_vector, params, retain_graph=True)
-    return torch.cat([h.reshape(-1) for h in hvp]).detach() + damping * vector
+
+    def product(vector: torch.Tensor) -> torch.Tensor:
+        hvp = torch.autograd.grad(flat_grad.dot(vector), params, retain_graph=True)
+        return torch.cat([h.reshape(-1) for h in hvp]).detach() + damping * vector
+
+    return product
 
 
 def backtracking_line_search(evaluate: Callable[[float], tuple[float, float]], base_objective: float,
@@ -189,11 +193,7 @@ class TRPO(OnPolicyAlgorithm):
             self.skipped_updates += 1
             return {"skipped": 1.0}
         gradient = torch.cat([g.reshape(-1) for g in torch.autograd.grad(surrogate, params)])
-        kl = mean_kl(old_dist, action_distribution(actor, obs))
-
-        def fvp(v: torch.Tensor) -> torch.Tensor:
-            return fisher_vector_product(kl, params, v, cfg.cg_damping)
-
+        fvp = fisher_vector_product(mean_kl(old_dist, action_distribution(actor, obs)), params, cfg.cg_damping)
         direction = conjugate_gradient(fvp, gradient, cfg.cg_max_steps)
         curvature = direction.dot(fvp(direction))
         if not all_finite(direction, curvature) or curvature.item() <= 0.0:
