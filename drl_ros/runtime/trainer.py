@@ -88,6 +88,15 @@ class Trainer:
 
         self.envs = make_vector_env(config.env)
         self.eval_env = make_env(config.env)
+        # Optional curriculum (drl_ros.envs.curriculum), asked for through the env's ``curriculum``
+        # kwarg: training episodes move the level, evaluation stays on the full task (level 1).
+        self.curriculum: Any = None
+        if getattr(self.eval_env.unwrapped, "curriculum_config", None) is not None:
+            from drl_ros.envs.curriculum import Curriculum
+
+            self.curriculum = Curriculum.for_env(self.eval_env.unwrapped)
+            self.eval_env.unwrapped.set_curriculum_level(1.0)  # type: ignore[attr-defined]
+        self._curriculum_sent = getattr(self.curriculum, "level", None)
         obs_spec = space_spec(self.envs.single_observation_space)
         if not isinstance(obs_spec, BoxSpec) or len(self.envs.single_observation_space.shape or ()) != 1:
             raise ValueError(f"env {config.env.id!r}: drl_ros policies need a flat Box observation space")
@@ -195,6 +204,9 @@ class Trainer:
             self._recent_returns.append(float(self._episode_return[env]))
             if success is not None and success_mask is not None and success_mask[env]:
                 self._recent_success.append(float(success[env]))
+                if self.curriculum is not None and self.curriculum.update(success[env]) != self._curriculum_sent:
+                    self._curriculum_sent = self.curriculum.level
+                    self.envs.call("set_curriculum_level", self.curriculum.level)
             self._episode_return[env] = 0.0
             self._episode_length[env] = 0
 
@@ -233,6 +245,8 @@ class Trainer:
                 scalars["train/episode_return"] = float(np.mean(self._recent_returns))
             if self._recent_success:
                 scalars["train/success_rate"] = float(np.mean(self._recent_success))
+            if self.curriculum is not None:
+                scalars["train/curriculum_level"] = self.curriculum.level
             postfix = self._postfix()
             if "sps" in postfix:
                 scalars["train/steps_per_second"] = float(postfix["sps"])
