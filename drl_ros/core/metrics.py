@@ -19,11 +19,21 @@ class MetricsWriter:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         path = self.run_dir / "metrics.csv"
-        is_new = not path.exists()
+        # A run killed before its first flush leaves an empty file, one killed mid-row a partial
+        # last line: a resumed run must still write a header and start on a line of its own.
+        is_new = not path.exists() or path.stat().st_size == 0
+        partial_line = False
+        if not is_new:
+            with path.open("rb") as existing:
+                existing.seek(-1, 2)
+                partial_line = existing.read(1) != b"\n"
         self._file = path.open("a", newline="")
         self._csv = csv.writer(self._file)
+        if partial_line:
+            self._file.write("\r\n")
         if is_new:
             self._csv.writerow(["step", "wall_time", "tag", "value"])
+            self._file.flush()
         self._tb: Any = None
         if tensorboard:
             try:
@@ -58,7 +68,13 @@ def read_metrics(run_dir: Path) -> dict[str, tuple[list[int], list[float]]]:
     path = Path(run_dir) / "metrics.csv"
     with path.open(newline="") as handle:
         for row in csv.DictReader(handle):
-            steps, values = series.setdefault(row["tag"], ([], []))
-            steps.append(int(row["step"]))
-            values.append(float(row["value"]))
+            try:
+                step, value, tag = int(row["step"]), float(row["value"]), row["tag"]
+            except (KeyError, TypeError, ValueError):
+                continue  # a row cut short by a killed process
+            if tag is None:
+                continue
+            steps, values = series.setdefault(tag, ([], []))
+            steps.append(step)
+            values.append(value)
     return series

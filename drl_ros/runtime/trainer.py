@@ -25,6 +25,7 @@ from drl_ros.core.her import HerReplayBuffer
 from drl_ros.core.metrics import MetricsWriter
 from drl_ros.core.spaces import BoxSpec, DiscreteSpec, space_spec
 from drl_ros.runtime.env_factory import make_env, make_vector_env
+from drl_ros.runtime.env_resume import ReplayMismatch
 from drl_ros.runtime.evaluation import EvalResult, evaluate
 
 CHECKPOINT_NAME = "last"
@@ -139,6 +140,8 @@ class Trainer:
         self._episode_length = np.zeros(num_envs, dtype=np.int64)
         self._last_update_metrics: dict[str, float] = {}
         self._sps_window: deque[tuple[float, int]] = deque(maxlen=50)
+        self._obs: np.ndarray | None = None
+        """The vector env's current observation; None until the envs are reset (or restored)."""
 
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         # Leftovers of a write that was killed half-way; only this process writes here from now on.
@@ -165,7 +168,47 @@ class Trainer:
             tensors.update({f"replay.{name}": torch.from_numpy(np.ascontiguousarray(a)) for name, a in arrays.items()})
             metadata["replay"] = buffer_state
         tensors["rng.torch"] = torch.get_rng_state()
+        self._save_env_state(tensors, metadata)
         return save_checkpoint(self.checkpoint_dir / CHECKPOINT_NAME, tensors, metadata)
+
+    def _save_env_state(self, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> None:
+        """The episodes in progress (see drl_ros.runtime.env_resume), so resume continues them."""
+        if self._obs is None:
+            return
+        records = self.envs.get_attr("episode_record")
+        if any(record is None for record in records):
+            return  # an episode too long to replay: resume starts fresh episodes
+        tensors["envs.obs"] = torch.from_numpy(np.ascontiguousarray(self._obs))
+        for i, record in enumerate(records):
+            tensors[f"envs.{i}.actions"] = torch.from_numpy(np.ascontiguousarray(record["actions"]))
+        metadata["envs"] = {
+            "starts": [record["start"] for record in records],
+            "options": [record["options"] for record in records],
+            "episode_return": self._episode_return.tolist(),
+            "episode_length": self._episode_length.tolist(),
+            "recent_returns": list(self._recent_returns),
+            "recent_success": list(self._recent_success),
+        }
+
+    def _restore_env_state(self, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> bool:
+        """Replay the checkpoint's episodes in progress; False if there are none to replay."""
+        saved = metadata.get("envs")
+        if saved is None or len(saved["starts"]) != self.config.env.num_envs:
+            return False
+        records = [{"start": start, "options": options, "actions": tensors[f"envs.{i}.actions"].numpy()}
+                   for i, (start, options) in enumerate(zip(saved["starts"], saved["options"]))]
+        self.envs.set_attr("episode_record", records)
+        obs = tensors["envs.obs"].numpy()
+        replayed = np.stack(self.envs.get_attr("replayed_obs"))
+        if not np.array_equal(replayed.astype(obs.dtype), obs):
+            raise ReplayMismatch(f"env {self.config.env.id!r} did not replay its episodes to the checkpointed "
+                                 "observations: it is not deterministic given its seed and actions")
+        self._obs = obs.copy()
+        self._episode_return[:] = saved["episode_return"]
+        self._episode_length[:] = saved["episode_length"]
+        self._recent_returns.extend(saved["recent_returns"])
+        self._recent_success.extend(saved["recent_success"])
+        return True
 
     def _restore(self) -> None:
         stem = self.checkpoint_dir / CHECKPOINT_NAME
@@ -181,11 +224,18 @@ class Trainer:
         self._next_checkpoint = trainer["next_checkpoint"]
         self._next_log = int(trainer["next_log"])
         self.rng.bit_generator.state = trainer["rng"]
+        try:
+            envs_restored = self._restore_env_state(tensors, metadata)
+        except ReplayMismatch as exc:
+            print(f"warning: {exc}; resuming with fresh episodes", flush=True)
+            self._obs = None
+            envs_restored = False
         if self.replay is not None:
             arrays = {name[len("replay."):]: t.numpy() for name, t in tensors.items() if name.startswith("replay.")}
             self.replay.load_state_dict(arrays, metadata["replay"])
-            # The envs restart with fresh episodes: the interrupted ones end where the checkpoint was.
-            self.replay.open[:] = False
+            if not envs_restored:
+                # The envs restart with fresh episodes: the interrupted ones end where the checkpoint was.
+                self.replay.open[:] = False
         torch.set_rng_state(tensors["rng.torch"])
 
     # -- bookkeeping ------------------------------------------------------------------------
@@ -285,10 +335,13 @@ class Trainer:
 
     # -- loops ------------------------------------------------------------------------------
     def _reset_envs(self) -> np.ndarray:
-        # A resumed run reseeds from its step count, so it is reproducible but not a replay of the first run.
+        if self._obs is not None:
+            return self._obs  # resumed mid-episode: the envs were replayed to where the checkpoint was
+        # Without replayable episodes a resumed run reseeds from its step count: reproducible, not exact.
         obs, _ = self.envs.reset(seed=self.config.seed + self.steps)
         self._episode_return[:] = 0.0
         self._episode_length[:] = 0
+        self._obs = obs
         return obs
 
     def _run_off_policy(self, progress: _Progress) -> None:
@@ -297,7 +350,7 @@ class Trainer:
         cfg = algo.config
         num_envs = self.config.env.num_envs
         obs = self._reset_envs()
-        iteration = 0
+        iteration = self.steps // num_envs  # from the step count, so train_freq keeps its phase on resume
         while self.steps < self.config.total_steps:
             if self.steps < cfg.learning_starts:
                 action = self._random_actions(num_envs)
@@ -311,7 +364,7 @@ class Trainer:
             if policy.normalizer is not None:
                 policy.normalizer.update(obs)
             self._record_step(reward, terminated, truncated, info)
-            obs = next_obs
+            obs = self._obs = next_obs
             self.steps += num_envs
             iteration += 1
             if self.steps >= cfg.learning_starts and iteration % cfg.train_freq == 0:
@@ -341,7 +394,7 @@ class Trainer:
                     final_obs = self._true_next_obs(next_obs, truncated, info)
                 rollout.add(obs, step.action, step.log_prob, reward, terminated, truncated, final_obs)
                 self._record_step(reward, terminated, truncated, info)
-                obs = next_obs
+                obs = self._obs = next_obs
                 self.steps += num_envs
                 self._sps_window.append((time.perf_counter(), self.steps))
                 progress.update(num_envs, {})
