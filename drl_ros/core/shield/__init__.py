@@ -1,5 +1,12 @@
 """The safety shield core: ROS-free and simulator-free (a node wraps it; see ``shield.py``)."""
 
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from drl_ros.core.config_loading import load_config
+
 from drl_ros.core.shield.config import (
     FAULT_REASONS,
     ActionScalingConfig,
@@ -58,8 +65,6 @@ __all__ = [
 ]
 
 
-def load_shield_config(path, overrides=()):  # type: ignore[no-untyped-def]
+def load_shield_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> ShieldConfig:
     """Read a :class:`ShieldConfig` YAML file strictly (errors name the file and the field)."""
-    from drl_ros.core.config_loading import load_config
-
     return load_config(ShieldConfig, path, overrides=overrides)
