@@ -305,3 +305,65 @@ def test_curriculum_level_sets_goal_distance_and_commanded_speed(a1: SuiteEnv) -
     a1.set_curriculum_level(1.0)
     fast = a1.reset(seed=0)[0][a1.term_slices["command_forward_velocity"]][0]
     assert slow == pytest.approx(fast / 2) and 0.3 <= fast <= 0.8
+
+
+def test_trainer_drives_the_curriculum_of_the_training_envs_only(tmp_path: Path) -> None:
+    from drl_ros.core.config import TrainConfig
+    from drl_ros.core.config_loading import load_config
+    from drl_ros.runtime.trainer import Trainer
+
+    curriculum = {"start_level": 0.0, "step": 0.5, "window": 2, "promote_at": 1.0, "demote_at": 0.0}
+    config = load_config(TrainConfig, {
+        "algorithm": "sac", "total_steps": 100, "seed": 0,
+        "env": {"id": "drl_ros/PandaReach-v0", "kwargs": {"curriculum": curriculum}},
+        "sac": {"hidden_sizes": [8]}, "eval": {"every_steps": 0, "episodes": 1}})
+    trainer = Trainer(config, tmp_path / "run", progress=False)
+    try:
+        assert trainer.eval_env.unwrapped.curriculum_level == 1.0  # evaluation: the full task
+        assert trainer.envs.get_attr("curriculum_level") == (0.0,)
+
+        def episode(success: bool) -> None:
+            info = {"final_info": {"is_success": np.array([success]), "_is_success": np.array([True])}}
+            trainer._record_step(np.zeros(1), np.array([False]), np.array([True]), info)
+
+        episode(True)
+        assert trainer.envs.get_attr("curriculum_level") == (0.0,)
+        episode(True)
+        assert trainer.curriculum.level == 0.5 and trainer.envs.get_attr("curriculum_level") == (0.5,)
+        episode(False)
+        episode(False)
+        assert trainer.envs.get_attr("curriculum_level") == (0.0,)
+    finally:
+        trainer.close()
+
+
+def test_eval_video_records_a_rollout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from drl_ros.core.config import TrainConfig
+    from drl_ros.core.config_loading import load_config
+    from drl_ros.runtime.cli import main as cli_main
+    from drl_ros.runtime.trainer import Trainer
+    from drl_ros.runtime.video import mp4_available
+
+    run_dir = tmp_path / "run"
+    config = load_config(TrainConfig, {
+        "algorithm": "sac", "total_steps": 20, "seed": 0,
+        "env": {"id": "drl_ros/PandaReach-v0",
+                "kwargs": {"render_width": 64, "render_height": 48, "max_episode_steps": 10}},
+        "sac": {"hidden_sizes": [8]}, "eval": {"every_steps": 0, "episodes": 1}})
+    trainer = Trainer(config, run_dir, progress=False)
+    try:
+        trainer.train()
+    finally:
+        trainer.close()
+    capsys.readouterr()
+    assert cli_main(["eval", str(run_dir), "--video", str(tmp_path / "rollout.gif")]) == 0
+    assert "(10 frames)" in capsys.readouterr().out
+    gif = (tmp_path / "rollout.gif").read_bytes()
+    assert gif[:6] == b"GIF89a"
+    from PIL import Image
+
+    with Image.open(tmp_path / "rollout.gif") as image:
+        assert image.size == (64, 48) and image.n_frames == 10
+    if mp4_available():
+        assert cli_main(["eval", str(run_dir), "--video"]) == 0
+        assert (run_dir / "eval.mp4").read_bytes()[4:8] == b"ftyp"

@@ -2,7 +2,7 @@
 
     drl-ros train [CONFIG] [--set FIELD=VALUE ...] [--run-dir DIR] [--resume RUN_DIR]
     drl-ros train --ros [CONFIG] [--set FIELD=VALUE ...] [--run-dir DIR]
-    drl-ros eval RUN_DIR [--episodes N] [--stochastic]
+    drl-ros eval RUN_DIR [--episodes N] [--stochastic] [--video [FILE.mp4|FILE.gif]]
     drl-ros plot RUN_DIR [--out FILE.png]
     drl-ros export RUN_DIR [--format onnx] [--out DIR] [--no-env]
     drl-ros configs
@@ -115,12 +115,23 @@ def cmd_eval(args: argparse.Namespace) -> int:
     run_dir = Path(args.run)
     config = load_run_config(run_dir)
     policy = Policy.load(run_dir / "policy")
-    env = make_env(config.env)
+    frames: list = []
+    if args.video is not None:
+        from drl_ros.runtime.video import default_video_path, write_video
+
+        video_path = default_video_path(run_dir) if args.video == "" else Path(args.video)
+    # A video renders every step, so it evaluates one episode unless told otherwise.
+    episodes = args.episodes or (1 if args.video is not None else config.eval.episodes)
+    env = make_env(config.env, render_mode="rgb_array" if args.video is not None else None)
     try:
-        result = evaluate(policy, env, args.episodes or config.eval.episodes, args.seed, not args.stochastic)
+        record = (lambda e: frames.append(e.render())) if args.video is not None else None
+        result = evaluate(policy, env, episodes, args.seed, not args.stochastic, frame_callback=record)
+        fps = float(env.metadata.get("render_fps") or 30)
     finally:
         env.close()
     print(f"Evaluation of {run_dir / 'policy.json'} (version {policy.version}) on {config.env.id}: {result.summary()}")
+    if args.video is not None:
+        print(f"Video:           {write_video(frames, video_path, fps)} ({len(frames)} frames)")
     return 0
 
 
@@ -167,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--episodes", type=int, default=None)
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--stochastic", action="store_true", help="sample actions instead of the mean")
+    ev.add_argument("--video", nargs="?", const="", default=None, metavar="FILE",
+                    help="record the rollout (rgb_array) to FILE.mp4 or FILE.gif (default RUN/eval.mp4, "
+                         "or eval.gif without the video extra)")
     ev.set_defaults(func=cmd_eval)
     plot = sub.add_parser("plot", help="write a run's learning-curve PNG")
     plot.add_argument("run", help="run folder")
