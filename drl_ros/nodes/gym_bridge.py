@@ -77,7 +77,8 @@ class GymBridge(LifecycleNode):
     # -- lifecycle ----------------------------------------------------------------------------
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         try:
-            self.env = make_env(EnvConfig(id=self.config.env_id, kwargs=dict(self.config.env_kwargs)))
+            self.env = make_env(EnvConfig(id=self.config.env_id, kwargs=dict(self.config.env_kwargs)),
+                                render_mode=(self.config.render_mode or None) if not self.hardware else None)
         except (ValueError, TypeError, RuntimeError) as error:
             self.get_logger().error(f"cannot make env {self.config.env_id!r}: {error}")
             return TransitionCallbackReturn.FAILURE

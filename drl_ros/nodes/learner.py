@@ -190,7 +190,7 @@ class Learner(Node):
         if not self.config.run_dir:
             return None
         run_dir = Path(self.config.run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
         self._checkpoint_at = self.updates
         tensors, tree = self.algorithm.state()
         save_checkpoint(run_dir / "checkpoints" / "learner", tensors,

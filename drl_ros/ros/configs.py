@@ -26,6 +26,8 @@ class GymBridgeConfig:
     """Keyword arguments for the env (a JSON object as a ROS parameter)."""
     seed: int = 0
     """Seed of the first reset; later episodes continue the env's random stream."""
+    render_mode: str = ""
+    """Simulation: ``human`` opens the PyBullet window (needs a display); empty: headless."""
     step_on_command: bool = True
     """Simulation: advance one control step per command received (as fast as the loop runs).
     False leaves the env to the reset_env / step_env services alone (lock-step clients)."""

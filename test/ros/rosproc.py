@@ -29,31 +29,52 @@ def install_dir() -> Path:
     return Path(os.environ.get("DRL_ROS_BUILD", ROOT / "build" / "ros")) / "install"
 
 
-def build_problem() -> str | None:
-    """Why the ROS tests cannot run against the build, or None when they can."""
+def rclpy_problem() -> str | None:
     import importlib.util
 
     if sys.version_info[:2] != (3, 11):
         return f"the ros-jazzy wheels are Python 3.11 only; this is {sys.version.split()[0]}"
     if importlib.util.find_spec("rclpy") is None:
-        return f"rclpy is not installed in {sys.prefix}: run tools/build_ros.sh (DRL_ROS_VENV={sys.prefix})"
+        return (f"rclpy is not installed in {sys.prefix}; tools/build_ros.sh installs it "
+                f"(DRL_ROS_VENV={sys.prefix}) and builds the package")
+    return None
+
+
+def build_problem() -> str | None:
+    """Why the build cannot serve these tests as it is, or None when it can."""
     site = install_dir() / "lib" / "python3.11" / "site-packages" / "drl_ros"
     if not (site / "msg" / "__init__.py").exists():
-        return f"no ROS build at {install_dir()}: run tools/build_ros.sh"
+        return f"no ROS build at {install_dir()}"
     installed = install_dir() / "share" / "drl_ros"
     for source in sorted((ROOT / "msg").glob("*.msg")) + sorted((ROOT / "srv").glob("*.srv")):
         built = installed / source.parent.name / source.name
         if not built.exists() or built.read_bytes() != source.read_bytes():
-            return f"the ROS build is stale ({source.parent.name}/{source.name} changed): run tools/build_ros.sh"
-    for package in ("ros", "nodes"):
-        for module in (ROOT / "drl_ros" / package).glob("*.py"):
-            if not (site / package / module.name).exists():
-                return f"the ROS build lacks drl_ros/{package}/{module.name}: run tools/build_ros.sh"
+            return f"the ROS build is stale: {source.parent.name}/{source.name} changed"
+    # The symlink install links file by file: a module added since the last build is missing there.
+    for module in (ROOT / "drl_ros").rglob("*.py"):
+        relative = module.relative_to(ROOT / "drl_ros")
+        if relative != Path("__init__.py") and "__pycache__" not in relative.parts and not (site / relative).exists():
+            return f"the ROS build lacks drl_ros/{relative}"
     return None
 
 
 def require_build() -> None:
-    problem = build_problem()
+    """Skip (fail under CI) unless rclpy and an up-to-date build are there; a stale or missing
+    build is rebuilt first, once, under a lock shared by the xdist workers."""
+    problem = rclpy_problem()
+    if problem is None and build_problem() is not None:
+        import fcntl
+
+        install_dir().parent.mkdir(parents=True, exist_ok=True)
+        with open(install_dir().parent / ".test-build.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if build_problem() is not None:
+                env = dict(os.environ, DRL_ROS_VENV=sys.prefix, DRL_ROS_BUILD=str(install_dir().parent))
+                result = subprocess.run(["bash", str(ROOT / "tools" / "build_ros.sh")], env=env,
+                                        capture_output=True, text=True)
+                if result.returncode != 0:
+                    problem = f"tools/build_ros.sh failed: {result.stderr[-2000:]}"
+        problem = problem or build_problem()
     if problem is None:
         return
     if os.environ.get("CI"):

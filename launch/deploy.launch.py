@@ -1,0 +1,52 @@
+"""Run a trained policy on a robot: gym_bridge (hardware backend) + policy_server + safety_shield,
+no learner. ``sim_driver:=true`` adds the simulated driver, to try the chain without hardware.
+
+    ros2 launch drl_ros deploy.launch.py policy:=runs/kuka_reach-.../policy namespace:=arm1
+"""
+
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+ENV_IDS = {("kuka_iiwa", "reach"): "drl_ros/KukaReach-v0"}
+
+ARGUMENTS = [
+    ("policy", "", "policy file to serve (run folder's policy.json, with or without .json)"),
+    ("robot", "kuka_iiwa", "robot model the driver runs"),
+    ("task", "reach", "task the policy was trained on"),
+    ("namespace", "", "namespace of this robot"),
+    ("command_interface", "forward_command", "forward_command (Float64MultiArray) or trajectory (JointTrajectory)"),
+    ("command_topic", "forward_position_controller/commands", "the driver's command topic"),
+    ("joint_states_topic", "joint_states", "the driver's joint_states topic"),
+    ("sim_driver", "false", "also start the simulated driver (PyBullet behind the driver topics)"),
+    ("use_sim_time", "false", "nodes follow /clock"),
+]
+
+
+def _nodes(context):
+    arg = {name: LaunchConfiguration(name).perform(context) for name, _, _ in ARGUMENTS}
+    if not arg["policy"]:
+        raise ValueError("deploy.launch.py needs policy:=<path to policy.json>")
+    namespace = arg["namespace"].strip("/") or None
+    sim_time = arg["use_sim_time"].lower() in ("1", "true", "yes", "on")
+    nodes = [
+        Node(package="drl_ros", executable="gym_bridge", namespace=namespace, output="screen",
+             parameters=[{"backend": "hardware", "env_id": ENV_IDS[(arg["robot"], arg["task"])],
+                          "command_interface": arg["command_interface"], "command_topic": arg["command_topic"],
+                          "joint_states_topic": arg["joint_states_topic"], "use_sim_time": sim_time}]),
+        Node(package="drl_ros", executable="policy_server", namespace=namespace, output="screen",
+             parameters=[{"policy_file": arg["policy"], "deterministic": True, "hot_swap": False,
+                          "use_sim_time": sim_time}]),
+        Node(package="drl_ros", executable="safety_shield", namespace=namespace, output="screen",
+             parameters=[{"use_sim_time": sim_time}]),
+    ]
+    if arg["sim_driver"].lower() in ("1", "true", "yes", "on"):
+        nodes.append(Node(package="drl_ros", executable="sim_driver", namespace=namespace, output="screen",
+                          parameters=[{"command_topic": arg["command_topic"], "use_sim_time": sim_time}]))
+    return nodes
+
+
+def generate_launch_description() -> LaunchDescription:
+    return LaunchDescription([DeclareLaunchArgument(name, default_value=default, description=text)
+                              for name, default, text in ARGUMENTS] + [OpaqueFunction(function=_nodes)])
