@@ -45,8 +45,10 @@ def run_composed(config_path: Path, overrides: list[str], run_dir: Path, namespa
     nodes = []
     try:
         common = {"namespace": namespace}
-        learner = Learner(parameter_overrides=_params({"config": str(config_path), "overrides": list(overrides),
-                                                       "run_dir": str(run_dir)}), **common)
+        learner_params: dict[str, Any] = {"config": str(config_path), "run_dir": str(run_dir)}
+        if overrides:  # an empty list carries no parameter type
+            learner_params["overrides"] = list(overrides)
+        learner = Learner(parameter_overrides=_params(learner_params), **common)
         nodes = [
             learner,
             GymBridge(parameter_overrides=_params({"env_id": config.env.id, "env_kwargs": json.dumps(config.env.kwargs),
