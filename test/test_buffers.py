@@ -60,6 +60,7 @@ def test_wrap_around_keeps_every_sampled_transition_consistent(num_envs):
             buf.add(obs, obs.copy(), obs[:, 0].copy(), obs + 1, np.zeros(num_envs, bool),
                     np.full(num_envs, k == episode_len - 1))
     # 13 slots per env hold at most 13 observations: 2 episodes of 6 slots plus one more slot.
+    assert len(buf) == int(buf.has_action.sum())
     assert len(buf) <= capacity
     assert len(buf) >= capacity - 3 * num_envs
     batch = buf.sample(2000, gamma=0.9)

@@ -61,16 +61,20 @@ class ReplayBuffer:
         """Per env: the observation at ``head - 1`` awaits its action (an episode is in progress)."""
         self.filled = np.zeros(num_envs, dtype=np.int64)
         self.rng = np.random.default_rng(seed)
+        # Kept alongside has_action so len() is O(1): samplers call it on every gradient step.
+        self._transitions = 0
 
     def __len__(self) -> int:
         """Number of complete transitions stored."""
-        return int(self.has_action.sum())
+        return self._transitions
 
     def _write_obs(self, env: int, obs: np.ndarray) -> None:
         slot = self.head[env]
         self.obs[slot, env] = obs
         # Overwriting the oldest slot destroys the oldest transition that started there.
-        self.has_action[slot, env] = False
+        if self.has_action[slot, env]:
+            self.has_action[slot, env] = False
+            self._transitions -= 1
         self.head[env] = (slot + 1) % self.slots
         self.filled[env] = min(self.filled[env] + 1, self.slots)
 
@@ -91,6 +95,7 @@ class ReplayBuffer:
             self.truncated[slot, env] = truncated[env]
             self._write_obs(env, next_obs[env])
             self.has_action[slot, env] = True
+            self._transitions += 1
             # After an episode end the next add starts a new stream segment with the reset obs.
             self.open[env] = not (terminated[env] or truncated[env])
 
@@ -155,6 +160,7 @@ class ReplayBuffer:
             if value.shape != current.shape:
                 raise ValueError(f"replay buffer field {name!r} has shape {value.shape}, expected {current.shape}")
             current[...] = value
+        self._transitions = int(self.has_action.sum())
         self.rng.bit_generator.state = state["rng"]
 
 
