@@ -6,7 +6,7 @@ On top of the plain robot + task composition this adds, all optional and off by 
   friction, motor strength, action latency, observation noise, initial joint offsets;
 * a curriculum level (:mod:`drl_ros.envs.curriculum`) forwarded to the task;
 * termination on failure (a robot that reports ``has_fallen()``), and an episode-level success
-  (a task that defines ``episode_success()``, e.g. walking: "no fall and fast enough on
+  (a task that defines ``episode_success(elapsed_s)``, e.g. walking: "no fall and fast enough on
   average") in place of the per-step one;
 * a :class:`~drl_ros.core.her.GoalLayout` when the task names its goal terms, so hindsight
   relabelling works on it;
