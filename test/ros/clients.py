@@ -164,13 +164,15 @@ def evaluate(node: Node, episodes: int, seed: int, bridge: str = "eval/", policy
 
 
 def train_until(node: Node, target: float, budget_s: float, eval_episodes: int, final_episodes: int,
-                seed: int, min_updates: int = 2000) -> Any:
-    """Follow training_stats; evaluate over ROS whenever a new policy version is out (at most one
-    evaluation in flight); stop at ``target`` success or the time budget; then a final evaluation."""
+                seed: int, policy: str, bridge: str, min_updates: int = 2000) -> Any:
+    """Follow training_stats; evaluate over ROS whenever a new policy version is out. When an
+    evaluation reaches ``target``, confirm it with a longer one (``final_episodes``, other seeds):
+    that one's result is the answer. Training goes on throughout (the served policy may move on
+    between episodes); the time budget bounds it all."""
     stats: list[TrainingStats] = []
     node.create_subscription(TrainingStats, "training_stats", stats.append, qos.STATUS)
     start = time.monotonic()
-    history = []
+    history, final = [], None
     last_eval_version = -1
     while time.monotonic() - start < budget_s:
         spin_for(node, 2.0)
@@ -179,27 +181,34 @@ def train_until(node: Node, target: float, budget_s: float, eval_episodes: int, 
         s = stats[-1]
         if s.updates >= min_updates and s.policy_version > last_eval_version:
             last_eval_version = s.policy_version
-            result = evaluate(node, eval_episodes, seed)
+            result = evaluate(node, eval_episodes, seed, bridge, policy)
             history.append({"t": round(time.monotonic() - start, 1), "updates": s.updates,
                             "transitions": s.transitions_received, "pending": s.pending_updates,
                             "train_success": s.success_rate, **result})
-            print(json.dumps(history[-1]), file=sys.stderr, flush=True)
             if result["success_rate"] >= target:
-                break
-    final = evaluate(node, final_episodes, seed + 10_000)
+                final = evaluate(node, final_episodes, seed + 10_000, bridge, policy)
+                history.append({"t": round(time.monotonic() - start, 1), "confirm": True, **final})
+                if final["success_rate"] >= target:
+                    break
     s = stats[-1] if stats else None
     return {"history": history, "final": final, "elapsed": time.monotonic() - start,
             "updates": s.updates if s else 0, "transitions": s.transitions_received if s else 0}
 
 
-def watch_hardware(node: Node, seconds: float, driver_topic: str) -> Any:
+def watch_hardware(node: Node, seconds: float, namespace: str, driver_topic: str) -> Any:
     """Observations of a hardware bridge and the commands its driver receives."""
     from std_msgs.msg import Float64MultiArray
 
     observations: list[Observation] = []
     commands: list[Any] = []
-    node.create_subscription(Observation, "observation", observations.append, qos.OBSERVATION)
-    node.create_subscription(Float64MultiArray, driver_topic, commands.append, qos.COMMAND)
+    node.create_subscription(Observation, f"{namespace}/observation", observations.append, qos.OBSERVATION)
+    node.create_subscription(Float64MultiArray, f"{namespace}/{driver_topic}", commands.append, qos.COMMAND)
+    # Wait until the chain runs (node start-up takes seconds), then watch for the given time.
+    deadline = time.monotonic() + 120
+    while not commands and time.monotonic() < deadline:
+        spin_for(node, 0.2)
+    observations.clear()
+    commands.clear()
     spin_for(node, seconds)
     ends = [o for o in observations if o.truncated or o.terminated]
     versions = sorted({o.action_policy_version for o in observations if o.has_previous_step})

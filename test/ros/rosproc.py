@@ -180,3 +180,39 @@ def _param(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def trained_reach_policy() -> Path:
+    """A Kuka reach policy that reaches (``<stem>`` of policy.json): the one the ROS learning test
+    produced if it ran first, else trained here in embedded mode; cached in the build folder."""
+    import fcntl
+    import shutil
+
+    cache = install_dir().parent / "test-cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    stem = cache / "reach_policy"
+    with open(cache / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (cache / "reach_policy.json").exists():
+            from drl_ros.core.config import load_train_config
+            from drl_ros.runtime.trainer import Trainer
+
+            config = load_train_config(ROOT / "config" / "kuka_reach.yaml", ["eval.final_episodes=20"])
+            run = cache / "embedded-run"
+            shutil.rmtree(run, ignore_errors=True)
+            trainer = Trainer(config, run, progress=False)
+            try:
+                result = trainer.train()
+            finally:
+                trainer.close()
+            store_policy(result.policy_path.with_suffix(""))
+    return stem
+
+
+def store_policy(stem: Path) -> None:
+    """Keep a policy in the test cache as the trained reach policy (saved anew: atomic, no pickle)."""
+    from drl_ros.core.policy import Policy
+
+    cache = install_dir().parent / "test-cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    Policy.load(stem).save(cache / "reach_policy")
