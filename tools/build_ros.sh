@@ -77,9 +77,19 @@ done
 
 mkdir -p "$OUT"
 cd "$ROOT"
+# CMake refuses an exported include path inside the package's source directory, and the default
+# virtualenv (.venv, whose numpy headers the generated bindings compile against) lives inside the
+# checkout. So colcon builds a staging directory of symlinks to the sources, outside both.
+STAGE="$OUT/src/drl_ros"
+mkdir -p "$STAGE"
+for entry in CMakeLists.txt package.xml msg srv drl_ros config launch resource; do
+  [ -e "$ROOT/$entry" ] && ln -sfn "$ROOT/$entry" "$STAGE/$entry"
+done
 # --paths names the one package, so colcon never crawls a virtualenv's share/ for package.xml files.
-PATH="$VENV/bin:$PATH" AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV" \
-  "$VENV/bin/colcon" --log-base "$OUT/log" build --paths "$ROOT" \
+# MAKEFLAGS without -l: colcon's default load-average limit serializes the compile on a busy
+# machine (ninja then runs one job at a time).
+MAKEFLAGS="-j$(nproc)" PATH="$VENV/bin:$PATH" AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV" \
+  "$VENV/bin/colcon" --log-base "$OUT/log" build --paths "$STAGE" \
     --build-base "$OUT/build" --install-base "$OUT/install" --merge-install --symlink-install \
     --event-handlers console_stderr- status- summary+ \
     --cmake-args -DPython3_EXECUTABLE="$PY" -DBUILD_TESTING=OFF -G Ninja >"$OUT/colcon.log" 2>&1 || {
