@@ -88,13 +88,15 @@ class Policy(nn.Module):
             return env_action.astype(np.int64)
         return ((env_action - self._offset) / self._scale).astype(np.float32)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def act(self, obs: np.ndarray, deterministic: bool = False) -> PolicyStep:
         """Act on a batch ``(B, obs_dim)`` or a single observation ``(obs_dim,)`` (returned with B=1)."""
-        obs_t = torch.as_tensor(np.asarray(obs, dtype=np.float32)).reshape(-1, self.observation_spec.dim)
+        # from_numpy shares the caller's float32 buffer; this runs on every env step.
+        obs_arr = obs if isinstance(obs, np.ndarray) and obs.dtype == np.float32 else np.asarray(obs, np.float32)
+        obs_t = torch.from_numpy(obs_arr).reshape(-1, self.observation_spec.dim)
         action_t, log_prob_t = self.actor.sample(self.normalize(obs_t), deterministic)
         action = action_t.numpy()
-        return PolicyStep(self.scale_action(action), action, log_prob_t.numpy().astype(np.float32))
+        return PolicyStep(self.scale_action(action), action, log_prob_t.numpy())
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """Deterministic normalized action for a raw observation batch (the exported graph)."""

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from drl_ros.core.actors import CategoricalActor, GaussianActor
-from drl_ros.core.algorithms.base import OnPolicyAlgorithm, all_finite, grads_finite
+from drl_ros.core.algorithms.base import OnPolicyAlgorithm, all_finite
 from drl_ros.core.buffers import RolloutBatch
 from drl_ros.core.networks import mlp
 from drl_ros.core.policy import Policy
@@ -124,7 +124,8 @@ class PPO(OnPolicyAlgorithm):
                           orthogonal=True)
         self._params = list(self.policy.actor.parameters()) + list(self.critic.parameters())
         # eps=1e-5 as in the reference PPO implementations (not Adam's 1e-8 default).
-        self.optimizer = torch.optim.Adam(self._params, lr=config.learning_rate, eps=1e-5)
+        # fused: one kernel for all parameters instead of ~13 small ops per parameter per step.
+        self.optimizer = torch.optim.Adam(self._params, lr=config.learning_rate, eps=1e-5, fused=True)
         self.progress_remaining = 1.0
         """1 at the start of training, 0 at the end; drives the linear schedule."""
 
@@ -190,10 +191,11 @@ class PPO(OnPolicyAlgorithm):
                     continue
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                if not grads_finite(self._params):
+                # The global norm is non-finite exactly when some gradient is: one check, not one per tensor.
+                grad_norm = nn.utils.clip_grad_norm_(self._params, cfg.max_grad_norm)
+                if not torch.isfinite(grad_norm):
                     self.skipped_updates += 1
                     continue
-                nn.utils.clip_grad_norm_(self._params, cfg.max_grad_norm)
                 self.optimizer.step()
                 self.updates += 1
                 stats["policy_loss"].append(policy_loss.item())
@@ -208,5 +210,5 @@ class PPO(OnPolicyAlgorithm):
         metrics.update(epochs=float(epochs_done), learning_rate=cfg.learning_rate * scale,
                        stopped_early=float(stopped_early))
         if isinstance(actor, GaussianActor):
-            metrics["std"] = float(actor.log_std.exp().mean())
+            metrics["std"] = float(actor.log_std.detach().exp().mean())
         return metrics
