@@ -25,6 +25,8 @@ import numpy as np
 from builtin_interfaces.msg import Duration, Time
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
+from rclpy.clock import Clock as RclpyClock
+from rclpy.clock import ClockType
 from rclpy.qos import QoSProfile
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState
@@ -50,6 +52,9 @@ class GymBridge(LifecycleNode):
                  clock_qos: QoSProfile = qos.CLOCK, **kwargs) -> None:
         super().__init__(node_name, **kwargs)
         self.config = declare_config(self, GymBridgeConfig)
+        # Timers pace work and watch liveness in wall time: with use_sim_time, a ROS-time timer
+        # would wait for /clock, which only advances once the loop runs (a deadlock at start).
+        self._steady = RclpyClock(clock_type=ClockType.STEADY_TIME)
         self._qos = (observation_qos, command_qos, sensor_qos, clock_qos)
         self.env: Any = None
         self._active = False
@@ -104,13 +109,14 @@ class GymBridge(LifecycleNode):
             else:
                 self._driver_pub = self.create_publisher(Float64MultiArray, self.config.command_topic, command_qos)
             rate = self.config.control_rate_hz or 1.0 / self.control_dt
-            self._timers.append(self.create_timer(1.0 / rate, self._on_hardware_tick))
+            self._timers.append(self.create_timer(1.0 / rate, self._on_hardware_tick, clock=self._steady))
             self.mirror.new_goal(self._rng)
         else:
             self._clock_pub = (self.create_publisher(Clock, "/clock", clock_qos)
                                if self.config.publish_clock else None)
             if self.config.command_timeout > 0:
-                self._timers.append(self.create_timer(self.config.command_timeout / 2, self._on_watchdog))
+                self._timers.append(self.create_timer(self.config.command_timeout / 2, self._on_watchdog,
+                                                      clock=self._steady))
             if self.config.max_pending_updates > 0:
                 self._stats_sub = self.create_subscription(TrainingStats, "training_stats", self._on_stats,
                                                            command_qos)

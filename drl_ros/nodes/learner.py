@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from rclpy.node import Node
+from rclpy.clock import Clock as RclpyClock
+from rclpy.clock import ClockType
 from rclpy.qos import QoSProfile
 
 from drl_ros.core.algorithms import OffPolicyAlgorithm, make_algorithm
@@ -44,6 +46,9 @@ class Learner(Node):
                  weights_qos: QoSProfile = qos.LATCHED, stats_qos: QoSProfile = qos.STATUS, **kwargs) -> None:
         super().__init__(node_name, **kwargs)
         self.config = declare_config(self, LearnerConfig)
+        # Timers pace work and watch liveness in wall time: with use_sim_time, a ROS-time timer
+        # would wait for /clock, which only advances once the loop runs (a deadlock at start).
+        self._steady = RclpyClock(clock_type=ClockType.STEADY_TIME)
         self.train_config = load_config(TrainConfig, resolve_config(self.config.config),
                                         overrides=self.config.overrides)
         tc = self.train_config
@@ -84,8 +89,8 @@ class Learner(Node):
         self._weights_pub = self.create_publisher(PolicyWeights, "policy_weights", weights_qos)
         self._stats_pub = self.create_publisher(TrainingStats, "training_stats", stats_qos)
         self._sub = self.create_subscription(ExperienceBatch, "experience", self._on_experience, experience_qos)
-        self._work_timer = self.create_timer(0.005, self._work)
-        self._stats_timer = self.create_timer(self.config.stats_period, self.publish_stats)
+        self._work_timer = self.create_timer(0.005, self._work, clock=self._steady)
+        self._stats_timer = self.create_timer(self.config.stats_period, self.publish_stats, clock=self._steady)
         self.publish_weights()
         self.get_logger().info(f"learning {tc.algorithm.upper()} for {tc.env.id}; published version 0")
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 from rclpy.node import Node
+from rclpy.clock import Clock as RclpyClock
+from rclpy.clock import ClockType
 from rclpy.qos import QoSProfile
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
@@ -30,6 +32,9 @@ class SimDriver(Node):
                  command_qos: QoSProfile = qos.COMMAND, **kwargs) -> None:
         super().__init__(node_name, **kwargs)
         self.config = declare_config(self, SimDriverConfig)
+        # Timers pace work and watch liveness in wall time: with use_sim_time, a ROS-time timer
+        # would wait for /clock, which only advances once the loop runs (a deadlock at start).
+        self._steady = RclpyClock(clock_type=ClockType.STEADY_TIME)
         substeps = max(1, round(self.config.physics_hz / self.config.publish_hz))
         self.sim = PyBulletSim(physics_hz=self.config.physics_hz, substeps=substeps)
         self.robot = KukaIiwa(self.sim)
@@ -44,7 +49,7 @@ class SimDriver(Node):
                                                  command_qos)
         self._traj_sub = self.create_subscription(JointTrajectory, self.config.trajectory_topic,
                                                   self._on_trajectory, command_qos)
-        self._timer = self.create_timer(substeps / self.config.physics_hz, self._tick)
+        self._timer = self.create_timer(substeps / self.config.physics_hz, self._tick, clock=self._steady)
 
     def _track(self, positions: np.ndarray) -> None:
         positions = np.clip(positions, self.robot.joint_lower, self.robot.joint_upper)
