@@ -22,9 +22,36 @@ from drl_ros.core.algorithms.td3 import TD3, TD3Config
 from drl_ros.core.algorithms.trpo import TRPO, TRPOConfig
 from drl_ros.core.spaces import BoxSpec, DiscreteSpec, SpaceSpec
 
-__all__ = ["ALGORITHMS", "Algorithm", "AlgorithmEntry", "OffPolicyAlgorithm", "OnPolicyAlgorithm", "PPO",
-           "PPOConfig", "SAC", "SACConfig", "make_algorithm", "DQN", "DQNConfig", "C51", "C51Config", "QRDQN",
-           "QRDQNConfig", "IQN", "IQNConfig"]
+__all__ = [
+    "A2C",
+    "A2CConfig",
+    "ALGORITHMS",
+    "C51",
+    "C51Config",
+    "DDPG",
+    "DDPGConfig",
+    "DQN",
+    "DQNConfig",
+    "IQN",
+    "IQNConfig",
+    "PPO",
+    "PPOConfig",
+    "QRDQN",
+    "QRDQNConfig",
+    "SAC",
+    "SACConfig",
+    "TD3",
+    "TD3Config",
+    "TRPO",
+    "TRPOConfig",
+    "Algorithm",
+    "AlgorithmEntry",
+    "OffPolicyAlgorithm",
+    "OnPolicyAlgorithm",
+    "Reinforce",
+    "ReinforceConfig",
+    "make_algorithm",
+]
 
 
 @dataclass(frozen=True)
