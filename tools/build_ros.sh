@@ -21,6 +21,7 @@ ROS_PACKAGES=(
   "ros-jazzy-std-msgs==5.3.6"
   "ros-jazzy-sensor-msgs==5.3.6"
   "ros-jazzy-std-srvs==5.3.6"
+  "ros-jazzy-diagnostic-msgs==5.3.6"
   "ros-jazzy-trajectory-msgs==5.3.6"
   "ros-jazzy-lifecycle-msgs==2.0.3"
   "ros-jazzy-rosgraph-msgs==2.0.3"
