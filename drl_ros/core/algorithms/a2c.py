@@ -8,7 +8,7 @@ a value regression and an entropy bonus. Defaults follow Stable-Baselines3 (RMSp
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
@@ -16,15 +16,19 @@ import torch
 from torch import nn
 
 from drl_ros.core.actors import CategoricalActor, GaussianActor
-from drl_ros.core.algorithms.base import OnPolicyAlgorithm, all_finite, grads_finite
+from drl_ros.core.algorithms.base import (
+    ActorCriticNetworksConfig,
+    OnPolicyAlgorithm,
+    all_finite,
+    grads_finite,
+    make_policy_and_value,
+)
 from drl_ros.core.buffers import RolloutBatch
-from drl_ros.core.networks import mlp
-from drl_ros.core.policy import Policy
-from drl_ros.core.spaces import BoxSpec, DiscreteSpec, SpaceSpec
+from drl_ros.core.spaces import BoxSpec, SpaceSpec
 
 
 @dataclass
-class A2CConfig:
+class A2CConfig(ActorCriticNetworksConfig):
     """Hyperparameters of A2C. Defaults follow Stable-Baselines3."""
 
     learning_rate: float = 7e-4
@@ -45,14 +49,6 @@ class A2CConfig:
     """Standardize advantages over the rollout."""
     optimizer: str = "rmsprop"
     """``rmsprop`` (the paper's, with α = 0.99, ε = 1e-5) or ``adam``."""
-    hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])
-    """Hidden widths of the actor and of the separate critic."""
-    activation: str = "tanh"
-    """Hidden activation."""
-    log_std_init: float = 0.0
-    """Initial log standard deviation of the Gaussian actor (Box actions)."""
-    normalize_observations: bool = False
-    """Normalize observations with running statistics kept in the policy."""
 
     def __post_init__(self) -> None:
         if self.n_steps < 1:
@@ -83,11 +79,7 @@ class A2C(OnPolicyAlgorithm):
     def __init__(self, observation_spec: BoxSpec, action_spec: SpaceSpec, config: A2CConfig) -> None:
         super().__init__()
         self.config = config
-        kind = CategoricalActor.kind if isinstance(action_spec, DiscreteSpec) else GaussianActor.kind
-        self.policy = Policy.create(observation_spec, action_spec, kind, config.hidden_sizes, config.activation,
-                                    config.normalize_observations, config.log_std_init)
-        self.critic = mlp(observation_spec.dim, config.hidden_sizes, 1, config.activation, output_gain=1.0,
-                          orthogonal=True)
+        self.policy, self.critic = make_policy_and_value(observation_spec, action_spec, config)
         self._params = list(self.policy.actor.parameters()) + list(self.critic.parameters())
         if config.optimizer == "rmsprop":
             self.optimizer: torch.optim.Optimizer = torch.optim.RMSprop(self._params, lr=config.learning_rate,

@@ -8,14 +8,19 @@ object learns from an embedded loop or from experience that arrives over ROS top
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
+from drl_ros.core.actors import CategoricalActor, GaussianActor
 from drl_ros.core.buffers import ReplayBatch, ReplayBuffer, RolloutBatch
+from drl_ros.core.her import HerConfig
+from drl_ros.core.networks import mlp
 from drl_ros.core.policy import Policy, PolicyStep
+from drl_ros.core.spaces import BoxSpec, DiscreteSpec, SpaceSpec
 from drl_ros.core.state import flatten_state, unflatten_state
 
 
@@ -127,3 +132,77 @@ def polyak_update(params: list[torch.Tensor], target_params: list[torch.Tensor],
 
 def to_float_tensor(x: np.ndarray | torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(x, dtype=torch.float32)
+
+
+@dataclass
+class ContinuousOffPolicyConfig:
+    """Hyperparameters shared by the off-policy actor-critics on Box actions (SAC, TD3, DDPG).
+
+    Defaults follow Stable-Baselines3 except ``learning_starts`` (SB3: 100) and, for TD3 and DDPG,
+    ``hidden_sizes`` (SB3: [400, 300]).
+    """
+
+    learning_rate: float = 1e-3
+    """Adam step size of the actor and the critics."""
+    buffer_size: int = 1_000_000
+    """Replay capacity in transitions."""
+    learning_starts: int = 1000
+    """Env steps taken with uniform random actions before learning starts."""
+    batch_size: int = 256
+    """Transitions per gradient step."""
+    tau: float = 0.005
+    """Polyak coefficient of the target networks."""
+    gamma: float = 0.99
+    """Discount factor."""
+    train_freq: int = 1
+    """Vector-env steps between rounds of gradient steps."""
+    gradient_steps: int = 1
+    """Gradient steps per round; -1 means one per env step collected in the round."""
+    n_step: int = 1
+    """Rewards summed per target (1 is plain one-step TD)."""
+    hidden_sizes: list[int] = field(default_factory=lambda: [256, 256])
+    """Widths of the actor's and each critic's hidden layers."""
+    activation: str = "relu"
+    """Hidden activation."""
+    normalize_observations: bool = False
+    """Normalize observations with running statistics kept in the policy."""
+    her: HerConfig | None = None
+    """Hindsight experience replay for goal-conditioned envs; None disables it."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.tau <= 1.0:
+            raise ValueError(f"tau must be in (0, 1], got {self.tau}")
+        if not 0.0 <= self.gamma <= 1.0:
+            raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
+        if self.batch_size < 1 or self.n_step < 1 or self.train_freq < 1:
+            raise ValueError("batch_size, n_step and train_freq must be positive")
+        if self.gradient_steps == 0 or self.gradient_steps < -1:
+            raise ValueError("gradient_steps must be positive or -1")
+
+
+@dataclass
+class ActorCriticNetworksConfig:
+    """Network fields shared by the on-policy algorithms (PPO, A2C, TRPO, REINFORCE): a policy and a
+    separate state-value network (critic or baseline) of the same shape."""
+
+    hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])
+    """Hidden widths of the actor and of the separate value network."""
+    activation: str = "tanh"
+    """Hidden activation."""
+    log_std_init: float = 0.0
+    """Initial log standard deviation of the Gaussian actor (Box actions)."""
+    normalize_observations: bool = False
+    """Normalize observations with running statistics kept in the policy."""
+
+
+def make_policy_and_value(observation_spec: BoxSpec, action_spec: SpaceSpec,
+                          config: ActorCriticNetworksConfig) -> tuple[Policy, nn.Sequential]:
+    """A categorical (Discrete) or Gaussian (Box) policy and a state-value network ``V(s)``.
+
+    The value network's orthogonal init with gain 1 on the output follows the PPO reference code.
+    """
+    kind = CategoricalActor.kind if isinstance(action_spec, DiscreteSpec) else GaussianActor.kind
+    policy = Policy.create(observation_spec, action_spec, kind, config.hidden_sizes, config.activation,
+                           config.normalize_observations, config.log_std_init)
+    value = mlp(observation_spec.dim, config.hidden_sizes, 1, config.activation, output_gain=1.0, orthogonal=True)
+    return policy, value

@@ -8,7 +8,7 @@ al., "The 37 Implementation Details of PPO").
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -16,15 +16,13 @@ import torch
 from torch import nn
 
 from drl_ros.core.actors import CategoricalActor, GaussianActor
-from drl_ros.core.algorithms.base import OnPolicyAlgorithm, all_finite
+from drl_ros.core.algorithms.base import ActorCriticNetworksConfig, OnPolicyAlgorithm, all_finite, make_policy_and_value
 from drl_ros.core.buffers import RolloutBatch
-from drl_ros.core.networks import mlp
-from drl_ros.core.policy import Policy
-from drl_ros.core.spaces import BoxSpec, DiscreteSpec, SpaceSpec
+from drl_ros.core.spaces import BoxSpec, SpaceSpec
 
 
 @dataclass
-class PPOConfig:
+class PPOConfig(ActorCriticNetworksConfig):
     """Hyperparameters of PPO. Defaults follow Stable-Baselines3."""
 
     learning_rate: float = 3e-4
@@ -55,14 +53,6 @@ class PPOConfig:
     """Global gradient-norm clip."""
     target_kl: float | None = None
     """Stop the epochs of a rollout once approximate KL exceeds 1.5 × this; None never stops."""
-    hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])
-    """Hidden widths of the actor and of the separate critic."""
-    activation: str = "tanh"
-    """Hidden activation."""
-    log_std_init: float = 0.0
-    """Initial log standard deviation of the Gaussian actor (Box actions)."""
-    normalize_observations: bool = False
-    """Normalize observations with running statistics kept in the policy."""
 
     def __post_init__(self) -> None:
         if self.n_steps < 1 or self.batch_size < 1 or self.n_epochs < 1:
@@ -117,11 +107,7 @@ class PPO(OnPolicyAlgorithm):
                  total_updates_hint: int | None = None) -> None:
         super().__init__()
         self.config = config
-        kind = CategoricalActor.kind if isinstance(action_spec, DiscreteSpec) else GaussianActor.kind
-        self.policy = Policy.create(observation_spec, action_spec, kind, config.hidden_sizes, config.activation,
-                                    config.normalize_observations, config.log_std_init)
-        self.critic = mlp(observation_spec.dim, config.hidden_sizes, 1, config.activation, output_gain=1.0,
-                          orthogonal=True)
+        self.policy, self.critic = make_policy_and_value(observation_spec, action_spec, config)
         self._params = list(self.policy.actor.parameters()) + list(self.critic.parameters())
         # eps=1e-5 as in the reference PPO implementations (not Adam's 1e-8 default).
         # fused: one kernel for all parameters instead of ~13 small ops per parameter per step.

@@ -9,7 +9,7 @@ of a rollout (or truncated by a time limit) is completed with the baseline's est
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
@@ -17,15 +17,19 @@ import torch
 from torch import nn
 
 from drl_ros.core.actors import CategoricalActor, GaussianActor
-from drl_ros.core.algorithms.base import OnPolicyAlgorithm, all_finite, grads_finite
+from drl_ros.core.algorithms.base import (
+    ActorCriticNetworksConfig,
+    OnPolicyAlgorithm,
+    all_finite,
+    grads_finite,
+    make_policy_and_value,
+)
 from drl_ros.core.buffers import RolloutBatch
-from drl_ros.core.networks import mlp
-from drl_ros.core.policy import Policy
-from drl_ros.core.spaces import BoxSpec, DiscreteSpec, SpaceSpec
+from drl_ros.core.spaces import BoxSpec, SpaceSpec
 
 
 @dataclass
-class ReinforceConfig:
+class ReinforceConfig(ActorCriticNetworksConfig):
     """Hyperparameters of REINFORCE with a baseline."""
 
     learning_rate: float = 1e-3
@@ -46,14 +50,6 @@ class ReinforceConfig:
     """Weight of the entropy bonus."""
     max_grad_norm: float | None = None
     """Global gradient-norm clip of the policy step; None does not clip."""
-    hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])
-    """Hidden widths of the actor and of the baseline."""
-    activation: str = "tanh"
-    """Hidden activation."""
-    log_std_init: float = 0.0
-    """Initial log standard deviation of the Gaussian actor (Box actions)."""
-    normalize_observations: bool = False
-    """Normalize observations with running statistics kept in the policy."""
 
     gae_lambda: ClassVar[float] = 1.0
     """Monte Carlo returns: the rollout loop's GAE with λ = 1 is the reward-to-go minus the baseline."""
@@ -103,11 +99,7 @@ class Reinforce(OnPolicyAlgorithm):
     def __init__(self, observation_spec: BoxSpec, action_spec: SpaceSpec, config: ReinforceConfig) -> None:
         super().__init__()
         self.config = config
-        kind = CategoricalActor.kind if isinstance(action_spec, DiscreteSpec) else GaussianActor.kind
-        self.policy = Policy.create(observation_spec, action_spec, kind, config.hidden_sizes, config.activation,
-                                    config.normalize_observations, config.log_std_init)
-        self.baseline = mlp(observation_spec.dim, config.hidden_sizes, 1, config.activation, output_gain=1.0,
-                            orthogonal=True)
+        self.policy, self.baseline = make_policy_and_value(observation_spec, action_spec, config)
         self._actor_params = list(self.policy.actor.parameters())
         self.optimizer = torch.optim.Adam(self._actor_params, lr=config.learning_rate)
         self.baseline_optimizer = torch.optim.Adam(self.baseline.parameters(), lr=config.baseline_learning_rate)

@@ -7,66 +7,40 @@ entropy temperature α towards a target entropy.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 from torch import nn
 
-from drl_ros.core.algorithms.base import OffPolicyAlgorithm, all_finite, grads_finite, polyak_update
+from drl_ros.core.algorithms.base import (
+    ContinuousOffPolicyConfig,
+    OffPolicyAlgorithm,
+    all_finite,
+    grads_finite,
+    polyak_update,
+)
 from drl_ros.core.buffers import ReplayBatch
-from drl_ros.core.her import HerConfig
 from drl_ros.core.networks import EnsembleMLP
 from drl_ros.core.policy import Policy
 from drl_ros.core.spaces import BoxSpec
 
 
 @dataclass
-class SACConfig:
+class SACConfig(ContinuousOffPolicyConfig):
     """Hyperparameters of SAC. Defaults follow Stable-Baselines3 unless a comment says otherwise."""
 
     learning_rate: float = 3e-4
     """Adam step size for actor, critics and temperature."""
-    buffer_size: int = 1_000_000
-    """Replay capacity in transitions."""
-    learning_starts: int = 1000
-    """Env steps taken with uniform random actions before learning starts."""
-    batch_size: int = 256
-    """Transitions per gradient step."""
-    tau: float = 0.005
-    """Polyak coefficient of the target critics."""
-    gamma: float = 0.99
-    """Discount factor."""
-    train_freq: int = 1
-    """Vector-env steps between rounds of gradient steps."""
-    gradient_steps: int = 1
-    """Gradient steps per round; -1 means one per env step collected in the round."""
-    n_step: int = 1
-    """Rewards summed per target (1 is plain one-step TD)."""
     initial_alpha: float = 1.0
     """Initial entropy temperature α."""
     learn_alpha: bool = True
     """Tune α automatically towards ``target_entropy``; False keeps ``initial_alpha`` fixed."""
     target_entropy: float | None = None
     """Entropy target; None means ``-action_dim`` (the paper's heuristic)."""
-    hidden_sizes: list[int] = field(default_factory=lambda: [256, 256])
-    """Widths of the actor's and each critic's hidden layers."""
-    activation: str = "relu"
-    """Hidden activation."""
-    normalize_observations: bool = False
-    """Normalize observations with running statistics kept in the policy."""
-    her: HerConfig | None = None
-    """Hindsight experience replay for goal-conditioned envs; None disables it."""
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.tau <= 1.0:
-            raise ValueError(f"tau must be in (0, 1], got {self.tau}")
-        if not 0.0 <= self.gamma <= 1.0:
-            raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
-        if self.batch_size < 1 or self.n_step < 1 or self.train_freq < 1:
-            raise ValueError("batch_size, n_step and train_freq must be positive")
-        if self.gradient_steps == 0 or self.gradient_steps < -1:
-            raise ValueError("gradient_steps must be positive or -1")
+        super().__post_init__()
         if self.initial_alpha <= 0.0:
             raise ValueError(f"initial_alpha must be positive, got {self.initial_alpha}")
 

@@ -12,7 +12,7 @@ to the actor's action while collecting. :class:`TD3` is also the engine of DDPG
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
@@ -20,36 +20,23 @@ import torch
 from torch import nn
 
 from drl_ros.core.actors import DeterministicActor
-from drl_ros.core.algorithms.base import OffPolicyAlgorithm, all_finite, grads_finite, polyak_update
+from drl_ros.core.algorithms.base import (
+    ContinuousOffPolicyConfig,
+    OffPolicyAlgorithm,
+    all_finite,
+    grads_finite,
+    polyak_update,
+)
 from drl_ros.core.buffers import ReplayBatch
-from drl_ros.core.her import HerConfig
 from drl_ros.core.networks import EnsembleMLP
 from drl_ros.core.policy import Policy, PolicyStep
 from drl_ros.core.spaces import BoxSpec
 
 
 @dataclass
-class TD3Config:
+class TD3Config(ContinuousOffPolicyConfig):
     """Hyperparameters of TD3. Defaults follow Stable-Baselines3 unless a comment says otherwise."""
 
-    learning_rate: float = 1e-3
-    """Adam step size of actor and critics."""
-    buffer_size: int = 1_000_000
-    """Replay capacity in transitions."""
-    learning_starts: int = 1000
-    """Env steps taken with uniform random actions before learning starts (SB3: 100)."""
-    batch_size: int = 256
-    """Transitions per gradient step."""
-    tau: float = 0.005
-    """Polyak coefficient of the target actor and critics."""
-    gamma: float = 0.99
-    """Discount factor."""
-    train_freq: int = 1
-    """Vector-env steps between rounds of gradient steps."""
-    gradient_steps: int = 1
-    """Critic gradient steps per round; -1 means one per env step collected in the round."""
-    n_step: int = 1
-    """Rewards summed per target (1 is plain one-step TD)."""
     action_noise: float = 0.1
     """Standard deviation of the Gaussian exploration noise, in normalized action units ([-1, 1])."""
     policy_delay: int = 2
@@ -58,24 +45,11 @@ class TD3Config:
     """Standard deviation of the smoothing noise on target actions (normalized units)."""
     target_noise_clip: float = 0.5
     """The smoothing noise is clipped to ``±target_noise_clip``."""
-    hidden_sizes: list[int] = field(default_factory=lambda: [256, 256])
-    """Widths of the actor's and each critic's hidden layers (SB3: [400, 300])."""
-    activation: str = "relu"
-    """Hidden activation."""
-    normalize_observations: bool = False
-    """Normalize observations with running statistics kept in the policy."""
-    her: HerConfig | None = None
-    """Hindsight experience replay for goal-conditioned envs; None disables it."""
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.tau <= 1.0:
-            raise ValueError(f"tau must be in (0, 1], got {self.tau}")
-        if not 0.0 <= self.gamma <= 1.0:
-            raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
-        if self.batch_size < 1 or self.n_step < 1 or self.train_freq < 1 or self.policy_delay < 1:
-            raise ValueError("batch_size, n_step, train_freq and policy_delay must be positive")
-        if self.gradient_steps == 0 or self.gradient_steps < -1:
-            raise ValueError("gradient_steps must be positive or -1")
+        super().__post_init__()
+        if self.policy_delay < 1:
+            raise ValueError("policy_delay must be positive")
         if self.action_noise < 0.0 or self.target_policy_noise < 0.0 or self.target_noise_clip < 0.0:
             raise ValueError("noise scales must be non-negative")
 

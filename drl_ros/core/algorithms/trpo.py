@@ -12,7 +12,7 @@ with Adam on the λ-returns. Defaults follow sb3-contrib's TRPO.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
@@ -21,15 +21,13 @@ from torch import nn
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from drl_ros.core.actors import Actor, CategoricalActor, GaussianActor
-from drl_ros.core.algorithms.base import OnPolicyAlgorithm, all_finite
+from drl_ros.core.algorithms.base import ActorCriticNetworksConfig, OnPolicyAlgorithm, all_finite, make_policy_and_value
 from drl_ros.core.buffers import RolloutBatch
-from drl_ros.core.networks import mlp
-from drl_ros.core.policy import Policy
-from drl_ros.core.spaces import BoxSpec, DiscreteSpec, SpaceSpec
+from drl_ros.core.spaces import BoxSpec, SpaceSpec
 
 
 @dataclass
-class TRPOConfig:
+class TRPOConfig(ActorCriticNetworksConfig):
     """Hyperparameters of TRPO. Defaults follow sb3-contrib."""
 
     learning_rate: float = 1e-3
@@ -56,14 +54,6 @@ class TRPOConfig:
     """Line-search candidates tried before the step is abandoned (the policy then stays unchanged)."""
     normalize_advantage: bool = True
     """Standardize advantages over the rollout."""
-    hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])
-    """Hidden widths of the actor and of the separate critic."""
-    activation: str = "tanh"
-    """Hidden activation."""
-    log_std_init: float = 0.0
-    """Initial log standard deviation of the Gaussian actor (Box actions)."""
-    normalize_observations: bool = False
-    """Normalize observations with running statistics kept in the policy."""
 
     def __post_init__(self) -> None:
         if self.n_steps < 1 or self.batch_size < 1 or self.n_critic_updates < 0 or self.cg_max_steps < 1:
@@ -160,11 +150,7 @@ class TRPO(OnPolicyAlgorithm):
     def __init__(self, observation_spec: BoxSpec, action_spec: SpaceSpec, config: TRPOConfig) -> None:
         super().__init__()
         self.config = config
-        kind = CategoricalActor.kind if isinstance(action_spec, DiscreteSpec) else GaussianActor.kind
-        self.policy = Policy.create(observation_spec, action_spec, kind, config.hidden_sizes, config.activation,
-                                    config.normalize_observations, config.log_std_init)
-        self.critic = mlp(observation_spec.dim, config.hidden_sizes, 1, config.activation, output_gain=1.0,
-                          orthogonal=True)
+        self.policy, self.critic = make_policy_and_value(observation_spec, action_spec, config)
         self._actor_params = [p for p in self.policy.actor.parameters() if p.requires_grad]
         self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=config.learning_rate)
 
