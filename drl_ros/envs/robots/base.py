@@ -9,7 +9,7 @@ from gymnasium import spaces
 
 from drl_ros.envs.sim import PyBulletSim
 
-__all__ = ["Robot"]
+__all__ = ["Robot", "read_joint_limits"]
 
 
 class Robot(ABC):
@@ -59,3 +59,20 @@ class Robot(ABC):
     @abstractmethod
     def ee_position(self) -> np.ndarray:
         """World position of the end effector (tool point), float64 array of shape (3,)."""
+
+
+def read_joint_limits(sim: PyBulletSim, body: int, joint_indices: list[int]
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The URDF's ``(lower, upper, effort, velocity)`` limits of ``joint_indices``, float64 arrays.
+
+    Also makes PyBullet enforce each joint's URDF velocity limit: it ignores it otherwise (its
+    default cap is 100 rad/s), and enforcing it keeps the motion physical and the velocity
+    observations inside their bounds.
+    """
+    client = sim.client
+    # getJointInfo fields: 8 lower limit, 9 upper limit, 10 max effort, 11 max velocity.
+    infos = [client.getJointInfo(body, j) for j in joint_indices]
+    lower, upper, effort, velocity = (np.array([info[k] for info in infos], dtype=np.float64) for k in (8, 9, 10, 11))
+    for joint, max_velocity in zip(joint_indices, velocity, strict=True):
+        client.changeDynamics(body, joint, maxJointVelocity=float(max_velocity))
+    return lower, upper, effort, velocity

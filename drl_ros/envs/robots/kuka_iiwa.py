@@ -8,7 +8,7 @@ from typing import Literal
 import numpy as np
 from gymnasium import spaces
 
-from drl_ros.envs.robots.base import Robot
+from drl_ros.envs.robots.base import Robot, read_joint_limits
 from drl_ros.envs.sim import PyBulletSim, pybullet  # sim imports pybullet without its C banner
 
 __all__ = ["KUKA_DOWN_ORIENTATION", "KUKA_REST_POSE", "ControlMode", "KukaIiwa"]
@@ -88,18 +88,9 @@ class KukaIiwa(Robot):
         self.body = sim.load_urdf(
             "kuka_iiwa/model.urdf", base_position=base_position, use_fixed_base=True
         )
-        client = sim.client
         self.joint_indices: list[int] = list(range(self.n_joints))
-        infos = [client.getJointInfo(self.body, j) for j in self.joint_indices]
-        # getJointInfo fields: 8 lower limit, 9 upper limit, 10 max effort, 11 max velocity.
-        self.joint_lower = np.array([info[8] for info in infos], dtype=np.float64)
-        self.joint_upper = np.array([info[9] for info in infos], dtype=np.float64)
-        self.joint_forces = np.array([info[10] for info in infos], dtype=np.float64)
-        self.joint_max_velocities = np.array([info[11] for info in infos], dtype=np.float64)
-        for joint, max_velocity in zip(self.joint_indices, self.joint_max_velocities, strict=True):
-            # pybullet ignores the URDF velocity limit (its default cap is 100 rad/s); enforcing
-            # it keeps the motion physical and the velocity observation inside its bounds.
-            client.changeDynamics(self.body, joint, maxJointVelocity=float(max_velocity))
+        self.joint_lower, self.joint_upper, self.joint_forces, self.joint_max_velocities = read_joint_limits(
+            sim, self.body, self.joint_indices)
         self.rest_pose = np.clip(
             np.asarray(rest_pose, dtype=np.float64), self.joint_lower, self.joint_upper
         )

@@ -8,7 +8,7 @@ from typing import Literal
 import numpy as np
 from gymnasium import spaces
 
-from drl_ros.envs.robots.base import Robot
+from drl_ros.envs.robots.base import Robot, read_joint_limits
 from drl_ros.envs.sim import PyBulletSim, pybullet
 
 __all__ = ["PANDA_DOWN_ORIENTATION", "PANDA_REST_POSE", "Panda", "PandaControl"]
@@ -81,14 +81,8 @@ class Panda(Robot):
         )
         client = sim.client
         self.joint_indices: list[int] = list(range(self.n_joints))
-        infos = [client.getJointInfo(self.body, j) for j in self.joint_indices]
-        self.joint_lower = np.array([info[8] for info in infos], dtype=np.float64)
-        self.joint_upper = np.array([info[9] for info in infos], dtype=np.float64)
-        self.nominal_forces = np.array([info[10] for info in infos], dtype=np.float64)
-        self.joint_max_velocities = np.array([info[11] for info in infos], dtype=np.float64)
-        for joint, max_velocity in zip(self.joint_indices, self.joint_max_velocities, strict=True):
-            # pybullet ignores URDF velocity limits unless told; see KukaIiwa.
-            client.changeDynamics(self.body, joint, maxJointVelocity=float(max_velocity))
+        self.joint_lower, self.joint_upper, self.nominal_forces, self.joint_max_velocities = read_joint_limits(
+            sim, self.body, self.joint_indices)
         for finger in self.finger_joints:
             # Rubber-like finger pads: without friction a grasped cube slides out.
             client.changeDynamics(self.body, finger, lateralFriction=1.0, spinningFriction=0.001)
