@@ -101,26 +101,33 @@ class PolicyServerConfig:
 
 @dataclass
 class SafetyShieldConfig:
-    """safety_shield: the one gate between actions and the robot (simple form: bounds and NaN)."""
+    """safety_shield: node settings besides the shield's own (the fields of
+    :class:`drl_ros.core.shield.ShieldConfig`, declared as parameters of the same names).
+
+    Two modes. **Joint mode** (``urdf`` set): limits from the robot's URDF, state from
+    joint_states (and imu for roll / pitch bounds), a command every ``control_period``.
+    **Action mode** (no ``urdf``, the default): the policy's env actions are shielded as they
+    are, one command per action (simulation lock-step): each action dimension is bounded by
+    ``action_low`` / ``action_high``, NaN / inf / wrong dimensions give the fallback (zero: hold
+    still for displacement actions), and the e-stop and lifecycle apply."""
 
     action_low: list[float] = field(default_factory=lambda: [-1.0, -1.0, -1.0])
-    """Lower action bounds, one per dimension (env units)."""
+    """Action mode: lower action bounds, one per dimension (env units), ``-action_high``."""
     action_high: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
-    """Upper action bounds, one per dimension (env units)."""
-    fallback_action: list[float] = field(default_factory=list)
-    """Output when an action is rejected, the shield is inactive or e-stopped; empty means zeros
-    (for displacement actions: hold still)."""
-    forward_command_topic: str = ""
-    """Also publish each command as std_msgs/Float64MultiArray here (ros2_control forward-command
-    convention, for joint-space actions); empty: off."""
+    """Action mode: upper action bounds, one per dimension (env units)."""
+    urdf_dir: str = ""
+    """Directory a relative ``urdf`` path is resolved against (empty: pybullet_data's, where the
+    robots of drl_ros's envs live)."""
+    diagnostics_period: float = 1.0
+    """Seconds between diagnostic_msgs/DiagnosticArray messages on /diagnostics."""
 
     def __post_init__(self) -> None:
         if len(self.action_low) != len(self.action_high) or not self.action_low:
             raise ValueError("action_low and action_high need the same, non-zero length")
         if any(lo > hi for lo, hi in zip(self.action_low, self.action_high)):
             raise ValueError("action_low must be <= action_high")
-        if self.fallback_action and len(self.fallback_action) != len(self.action_low):
-            raise ValueError("fallback_action needs one value per action dimension")
+        if not self.diagnostics_period > 0:
+            raise ValueError("diagnostics_period must be positive")
 
 
 @dataclass
