@@ -5,7 +5,10 @@ Backends:
     current observation advances one control step and publishes the next observation (the
     training loop runs as fast as its nodes); /clock carries the simulated time.
   * ``hardware``: a robot's ROS driver. joint_states (sensor_msgs/JointState) are mirrored into
-    the env's robot model; at the control rate an observation is published; each command is
+    the env's robot model, and for a legged robot the base state too: orientation and angular
+    velocity from imu (sensor_msgs/Imu), position and linear velocity from an optional state
+    estimator's odometry (nav_msgs/Odometry); at the control rate an observation is published,
+    stamped with the time its joint_states were measured; each command is
     turned into joint position targets (inverse kinematics for end-effector actions, as in
     simulation) and sent to the driver as std_msgs/Float64MultiArray (ros2_control forward
     command) or trajectory_msgs/JointTrajectory, with the configured joint names, order, scaling.
@@ -18,18 +21,21 @@ clients, simulation only).
 from __future__ import annotations
 
 import math
+import secrets
 import time
+from collections import deque
 from typing import Any
 
 import numpy as np
 from builtin_interfaces.msg import Duration, Time
-from rclpy.lifecycle import Node as LifecycleNode
-from rclpy.lifecycle import State, TransitionCallbackReturn
+from nav_msgs.msg import Odometry
 from rclpy.clock import Clock as RclpyClock
 from rclpy.clock import ClockType
+from rclpy.lifecycle import Node as LifecycleNode
+from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.qos import QoSProfile
 from rosgraph_msgs.msg import Clock
-from sensor_msgs.msg import JointState
+from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
@@ -39,7 +45,7 @@ from drl_ros.nodes._main import run_node
 from drl_ros.ros import qos
 from drl_ros.ros.configs import GymBridgeConfig
 from drl_ros.ros.conversions import check_vector, from_array, to_f32_array
-from drl_ros.ros.hardware import JointMap, KinematicMirror
+from drl_ros.ros.hardware import BaseState, JointMap, KinematicMirror
 from drl_ros.ros.lifecycle import autostart, declare_autostart
 from drl_ros.ros.parameters import declare_config
 from drl_ros.runtime.env_factory import make_env
@@ -58,6 +64,9 @@ class GymBridge(LifecycleNode):
         self._qos = (observation_qos, command_qos, sensor_qos, clock_qos)
         self.env: Any = None
         self._active = False
+        # Sequences count within a session; a restarted bridge starts a new one, so consumers
+        # never pair its observations with its predecessor's.
+        self.session = secrets.randbits(63) + 1
         self._seq = 0
         self._episode = 0
         self._step = 0
@@ -66,7 +75,11 @@ class GymBridge(LifecycleNode):
         self._last_publish = 0.0
         self._sim_time_ns = 0
         self._rng = np.random.default_rng(self.config.seed)
-        self._joint_state: tuple[np.ndarray, np.ndarray] | None = None
+        # Recent joint_states, imu and odometry samples as (stamp in ns, value): an observation pairs
+        # the joint and base states measured at the same time, whatever order they arrive in.
+        self._joints: deque[tuple[int, tuple[np.ndarray, np.ndarray]]] = deque(maxlen=16)
+        self._imu: deque[tuple[int, BaseState]] = deque(maxlen=16)
+        self._odometry: deque[tuple[int, tuple[np.ndarray, np.ndarray]]] = deque(maxlen=16)
         self._applied: tuple[np.ndarray, float, int] | None = None
         self._last_applied_seq = 0
         self._deferred: Action | None = None
@@ -104,6 +117,14 @@ class GymBridge(LifecycleNode):
                 return TransitionCallbackReturn.FAILURE
             self._joint_sub = self.create_subscription(JointState, self.config.joint_states_topic,
                                                        self._on_joint_state, sensor_qos)
+            if self.mirror.legged:
+                self._imu_sub = self.create_subscription(Imu, self.config.imu_topic, self._on_imu, sensor_qos)
+                if self.config.odometry_topic:
+                    self._odom_sub = self.create_subscription(Odometry, self.config.odometry_topic,
+                                                              self._on_odometry, sensor_qos)
+                else:
+                    self.get_logger().warn("legged robot without odometry_topic: the base linear velocity "
+                                           "term of the observation reads 0")
             if self.config.command_interface == "trajectory":
                 self._driver_pub = self.create_publisher(JointTrajectory, self.config.command_topic, command_qos)
             else:
@@ -156,12 +177,15 @@ class GymBridge(LifecycleNode):
         self._episode += 1
         self._step = 0
 
-    def _publish(self, obs: np.ndarray, info: dict[str, Any], step: tuple | None = None) -> Observation:
+    def _publish(self, obs: np.ndarray, info: dict[str, Any], step: tuple | None = None,
+                 stamp: Time | None = None) -> Observation:
         """Publish ``obs``; ``step`` is ``(action, log_prob, version, reward, terminated, truncated,
-        final_obs)`` of the step that led here, None after a reset."""
+        final_obs)`` of the step that led here, None after a reset. ``stamp``: when the observed
+        state was measured (hardware); None: now."""
         self._seq += 1
         msg = Observation()
-        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.stamp = stamp if stamp is not None else self.get_clock().now().to_msg()
+        msg.session = self.session
         msg.sequence = self._seq
         msg.episode = self._episode
         msg.step = self._step
@@ -312,12 +336,55 @@ class GymBridge(LifecycleNode):
             self.get_logger().warn("joint_states without every configured joint or with non-finite values",
                                    throttle_duration_sec=5.0)
             return
-        self._joint_state = state
+        self._joints.append((_nanoseconds(msg.header.stamp), state))
+
+    def _on_imu(self, msg: Imu) -> None:
+        o, w = msg.orientation, msg.angular_velocity
+        base = BaseState.from_imu((o.x, o.y, o.z, o.w), (w.x, w.y, w.z))
+        if base is None:
+            self.get_logger().warn("imu without a finite orientation quaternion and angular velocity",
+                                   throttle_duration_sec=5.0)
+            return
+        self._imu.append((_nanoseconds(msg.header.stamp), base))
+
+    def _on_odometry(self, msg: Odometry) -> None:
+        p, v = msg.pose.pose.position, msg.twist.twist.linear
+        position, velocity = np.array([p.x, p.y, p.z]), np.array([v.x, v.y, v.z])
+        if not (np.all(np.isfinite(position)) and np.all(np.isfinite(velocity))):
+            self.get_logger().warn("odometry with non-finite values", throttle_duration_sec=5.0)
+            return
+        self._odometry.append((_nanoseconds(msg.header.stamp), (position, velocity)))
+
+    def _hardware_state_ready(self) -> bool:
+        if not self._joints:
+            return False
+        if self.mirror.legged:
+            return bool(self._imu) and (not self.config.odometry_topic or bool(self._odometry))
+        return True
+
+    def _measured_state(self) -> tuple[int, tuple[np.ndarray, np.ndarray], BaseState | None]:
+        """``(stamp, (q, qd), base)``: the newest time every stream has reached, and each
+        stream's sample closest to it (the newest samples where a driver leaves stamps at zero).
+        Pairing by stamp keeps one tick's joints with the same tick's IMU even when the IMU
+        message is taken after the joint_states message (an approximate-time synchronizer)."""
+        streams: list[deque] = [self._joints]
+        if self.mirror.legged:
+            streams += [self._imu] + ([self._odometry] if self._odometry else [])
+        at = min(stream[-1][0] for stream in streams)
+        stamp, joints = _closest(self._joints, at)
+        if not self.mirror.legged:
+            return stamp, joints, None
+        _, imu = _closest(self._imu, at)
+        base = BaseState(imu.orientation, imu.angular_velocity)
+        if self._odometry:
+            _, (base.position, base.linear_velocity) = _closest(self._odometry, at)
+        return stamp, joints, base
 
     def _on_hardware_tick(self) -> None:
-        if not self._active or self._joint_state is None:
+        if not self._active or not self._hardware_state_ready():
             return
-        self.mirror.sync(*self._joint_state)
+        stamp, joints, base = self._measured_state()
+        self.mirror.sync(*joints, base)
         obs, reward, success = self.mirror.observe()
         info = {"is_success": success}
         step = None
@@ -325,20 +392,24 @@ class GymBridge(LifecycleNode):
             action, log_prob, version = self._applied
             self._applied = None
             self._step += 1
-            truncated = self._step >= self.env.unwrapped.max_episode_steps
+            # A fallen legged robot ends the MDP, as in simulation; someone must stand it up.
+            terminated = self.mirror.fallen()
+            truncated = not terminated and self._step >= self.env.unwrapped.max_episode_steps
             final_obs = None
-            if truncated:
+            if terminated or truncated:
                 final_obs = obs
                 self.mirror.new_goal(self._rng)
                 self._start_episode()
                 obs, _, _ = self.mirror.observe()
-            step = (action, log_prob, version, reward, False, truncated, final_obs)
-        self._publish(obs, info, step)
+            step = (action, log_prob, version, reward, terminated, truncated, final_obs)
+        self._publish(obs, info, step, stamp=Time(sec=stamp // 1_000_000_000, nanosec=stamp % 1_000_000_000)
+                      if stamp else None)
 
     def _send_to_driver(self, action: np.ndarray, log_prob: float, version: int) -> None:
-        if self._joint_state is None:
+        if not self._hardware_state_ready():
             return
-        self.mirror.sync(*self._joint_state)
+        _, joints, base = self._measured_state()
+        self.mirror.sync(*joints, base)
         positions = self.joint_map.driver_command(self.mirror.joint_targets(action))
         if self.config.command_interface == "trajectory":
             point = JointTrajectoryPoint(positions=positions)
@@ -348,6 +419,18 @@ class GymBridge(LifecycleNode):
         else:
             self._driver_pub.publish(Float64MultiArray(data=positions))
         self._applied = (action, log_prob, version)
+
+
+def _nanoseconds(stamp: Time) -> int:
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def _closest(samples: deque, at: int) -> Any:
+    """The ``(stamp, value)`` sample nearest ``at`` (the newest of equally near ones, and the
+    newest when the stream is unstamped)."""
+    if samples[-1][0] == 0 or at == 0:
+        return samples[-1]
+    return min(reversed(samples), key=lambda sample: abs(sample[0] - at))
 
 
 def main(args: list[str] | None = None) -> int:

@@ -58,6 +58,12 @@ class GymBridgeConfig:
     """Hardware: where joint position commands go (relative name)."""
     joint_states_topic: str = "joint_states"
     """Hardware: the driver's sensor_msgs/JointState topic (relative name)."""
+    imu_topic: str = "imu"
+    """Hardware, legged robots: the sensor_msgs/Imu topic giving the base orientation and angular
+    velocity (the IMU frame taken as the base frame). Observations wait for it."""
+    odometry_topic: str = ""
+    """Hardware, legged robots: a state estimator's nav_msgs/Odometry (base position, and linear
+    velocity in the base frame); empty: none, the base linear velocity term reads 0."""
     control_rate_hz: float = 0.0
     """Hardware: observations per second; 0 means the env's control rate."""
     trajectory_time_from_start: float = 0.1
@@ -161,7 +167,11 @@ class LearnerConfig:
     update_slice: float = 0.05
     """Seconds of updates per timer tick before the node looks at its queues again."""
     checkpoint_every_updates: int = 0
-    """Updates between checkpoints in run_dir (0: only when the node stops)."""
+    """Updates between atomic checkpoints in run_dir (model, optimizers, replay buffer,
+    normalizer, RNG, counters); 0: only when the node stops."""
+    resume: bool = True
+    """Resume from the checkpoint in run_dir when there is one (a learner restarted after a crash
+    carries on); False starts afresh and overwrites it."""
 
     def __post_init__(self) -> None:
         if self.publish_every_updates < 1 or self.stats_period <= 0 or self.update_slice <= 0:
@@ -172,8 +182,12 @@ class LearnerConfig:
 class SimDriverConfig:
     """sim_driver: a PyBullet robot behind a ros2_control-like driver's topics (mock hardware)."""
 
-    joint_names: list[str] = field(default_factory=lambda: list(KUKA_JOINTS))
-    """Names published in joint_states, base to tip."""
+    robot: str = "kuka"
+    """The simulated robot: ``kuka`` (iiwa arm), ``a1`` or ``laikago`` (quadrupeds on a floor,
+    which also publish an IMU and odometry)."""
+    joint_names: list[str] = field(default_factory=list)
+    """Names published in joint_states, in the robot's joint order (base to tip; a quadruped's
+    FR, FL, RR, RL legs, hip, thigh, knee); empty: the URDF's names."""
     command_topic: str = "forward_position_controller/commands"
     """Float64MultiArray joint position commands, in ``joint_names`` order."""
     trajectory_topic: str = "joint_trajectory_controller/joint_trajectory"
@@ -182,3 +196,16 @@ class SimDriverConfig:
     """Physics rate (simulated in real time)."""
     publish_hz: float = 100.0
     """joint_states messages per second."""
+    imu_topic: str = "imu"
+    """Quadrupeds: sensor_msgs/Imu of the base (orientation, angular velocity, linear
+    acceleration; frame = base)."""
+    odometry_topic: str = "odom"
+    """Quadrupeds: nav_msgs/Odometry of the base (perfect state estimation); empty: off."""
+    ground_truth_topic: str = ""
+    """Publish the simulated robot's own observation terms (drl_ros/Observation, the env robot's
+    ``get_obs()``, stamped like the joint_states of the same tick), for checking a bridge against
+    the simulator; empty: off."""
+
+    def __post_init__(self) -> None:
+        if self.robot not in ("kuka", "a1", "laikago"):
+            raise ValueError(f"robot must be 'kuka', 'a1' or 'laikago', got {self.robot!r}")

@@ -1,9 +1,12 @@
-"""The hardware side of gym_bridge: a robot driver's joint_states in, joint position commands out.
+"""The hardware side of gym_bridge: a robot driver's joint_states (and, for legged robots, its IMU
+and optionally a state estimator's odometry) in, joint position commands out.
 
 The env's robot and task live on in a kinematic mirror (a headless PyBullet model that is never
-stepped): every observation first copies the measured joint state into the mirror, so the
-observation, the reward and the inverse kinematics of an end-effector action are computed exactly
-as in simulation (robo-gym's idea: one env API whether the robot is simulated or real).
+stepped): every observation first copies the measured state into the mirror, so the observation,
+the reward and the inverse kinematics of an end-effector action are computed exactly as in
+simulation (robo-gym's idea: one env API whether the robot is simulated or real). For a floating
+base the IMU's orientation and angular velocity (and odometry's position and linear velocity)
+are written into the mirror's base, so the base terms come out of the env's own code too.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ class JointMap:
     offset: np.ndarray
 
     @classmethod
-    def from_config(cls, config: GymBridgeConfig) -> "JointMap":
+    def from_config(cls, config: GymBridgeConfig) -> JointMap:
         n = len(config.joint_names)
         scale = np.asarray(config.joint_position_scale or [1.0] * n, dtype=np.float64)
         offset = np.asarray(config.joint_position_offset or [0.0] * n, dtype=np.float64)
@@ -60,6 +63,31 @@ class JointMap:
         return [by_name[name] for name in self.command_order]
 
 
+@dataclass
+class BaseState:
+    """A floating base's measured state, as sensor_msgs/Imu and nav_msgs/Odometry give it."""
+
+    orientation: np.ndarray
+    """(4,) quaternion x, y, z, w: base to world (the IMU's orientation; its frame is the base's)."""
+    angular_velocity: np.ndarray
+    """(3,) rad/s in the base frame (the gyro)."""
+    linear_velocity: np.ndarray | None = None
+    """(3,) m/s in the base frame (odometry's twist, child frame); None: no estimate, read as 0."""
+    position: np.ndarray | None = None
+    """(3,) m in the odometry frame; None: no estimate, the mirror's base stays where it is."""
+
+    @classmethod
+    def from_imu(cls, orientation: Any, angular_velocity: Any) -> BaseState | None:
+        """From an Imu's fields (x, y, z, w and x, y, z); None if not finite or not a rotation
+        (an IMU without an orientation estimate sends zeros, REP 145 says covariance -1)."""
+        q = np.asarray(orientation, dtype=np.float64)
+        w = np.asarray(angular_velocity, dtype=np.float64)
+        norm = float(np.linalg.norm(q))
+        if not (np.all(np.isfinite(q)) and np.all(np.isfinite(w))) or not 0.9 < norm < 1.1:
+            return None
+        return cls(q / norm, w)
+
+
 class KinematicMirror:
     """The env's robot and task, driven by measured joint states instead of physics."""
 
@@ -69,11 +97,27 @@ class KinematicMirror:
         self.robot = self.core.robot
         self.task = self.core.task
         self.observation_space = self.core.observation_space
+        self.legged = bool(getattr(self.robot, "floating_base", False))
+        """A floating-base robot (quadruped): its observation needs the base state (IMU)."""
 
-    def sync(self, q: np.ndarray, qd: np.ndarray) -> None:
+    def sync(self, q: np.ndarray, qd: np.ndarray, base: BaseState | None = None) -> None:
         client = self.robot.sim.client
         for joint, position, velocity in zip(self.robot.joint_indices, q, qd):
             client.resetJointState(self.robot.body, joint, float(position), float(velocity))
+        if base is not None:
+            body = self.robot.body
+            position = (base.position if base.position is not None
+                        else np.asarray(client.getBasePositionAndOrientation(body)[0]))
+            client.resetBasePositionAndOrientation(body, position.tolist(), base.orientation.tolist())
+            # pybullet keeps base velocities in the world frame; the sensors give them in the base frame.
+            rotation = np.asarray(client.getMatrixFromQuaternion(base.orientation.tolist())).reshape(3, 3)
+            linear = base.linear_velocity if base.linear_velocity is not None else np.zeros(3)
+            client.resetBaseVelocity(body, (rotation @ linear).tolist(), (rotation @ base.angular_velocity).tolist())
+
+    def fallen(self) -> bool:
+        """The robot's own failure test on the synced state (a legged robot that fell over)."""
+        has_fallen = getattr(self.robot, "has_fallen", None)
+        return bool(has_fallen()) if callable(has_fallen) else False
 
     def observe(self) -> tuple[np.ndarray, float, bool]:
         """Observation (the env's layout and bounds), reward and success for the synced state."""
@@ -90,6 +134,11 @@ class KinematicMirror:
         """Joint position targets for a normalized action, as the simulated robot computes them."""
         robot = self.robot
         action = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
+        if self.legged:
+            # A quadruped's action is a target around its stance; the observation's last-action
+            # term reports it, as in simulation.
+            robot.last_action = action
+            return np.clip(robot.rest_pose + robot.action_scale * action, robot.joint_lower, robot.joint_upper)
         if robot.control == "ee_delta":
             target = robot.ee_position() + robot.max_ee_step * action
             joints = robot.inverse_kinematics(target, robot.ee_orientation)

@@ -161,6 +161,11 @@ class Quadruped(Robot):
         self.last_action = action
         self._command(np.clip(self.rest_pose + self.action_scale * action, self.joint_lower, self.joint_upper))
 
+    def track_joint_targets(self, targets: np.ndarray) -> None:
+        """Hold ``targets`` (12 joint angles, clipped to the limits) with the PD motors, as
+        :meth:`set_action` does: for a driver that receives joint positions, not actions."""
+        self._command(np.clip(np.asarray(targets, dtype=np.float64), self.joint_lower, self.joint_upper))
+
     def _command(self, targets: np.ndarray) -> None:
         self.sim.client.setJointMotorControlArray(
             self.body, self.joint_indices, pybullet.POSITION_CONTROL, targetPositions=targets.tolist(),
