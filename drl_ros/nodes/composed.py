@@ -45,7 +45,8 @@ def run_composed(config_path: Path, overrides: list[str], run_dir: Path, namespa
     nodes = []
     try:
         common = {"namespace": namespace}
-        learner_params: dict[str, Any] = {"config": str(config_path), "run_dir": str(run_dir)}
+        # A fresh run each time, as the embedded `drl-ros train` (whose --resume is explicit).
+        learner_params: dict[str, Any] = {"config": str(config_path), "run_dir": str(run_dir), "resume": False}
         if overrides:  # an empty list carries no parameter type
             learner_params["overrides"] = list(overrides)
         learner = Learner(parameter_overrides=_params(learner_params), **common)
@@ -66,13 +67,14 @@ def run_composed(config_path: Path, overrides: list[str], run_dir: Path, namespa
             while learner.received < config.total_steps or learner.owed_updates() > 0:
                 executor.spin_once(timeout_sec=0.05)
                 now = time.monotonic()
-                success = sum(learner._successes) / len(learner._successes) if learner._successes else None
+                successes = learner.learner.successes
+                success = sum(successes) / len(successes) if successes else None
                 if progress and now - last_print > 5.0:
                     last_print = now
                     print(f"[{now - start:6.0f} s] {learner.received} steps, {learner.updates} updates, policy "
                           f"version {learner.policy.version}, recent success "
                           f"{'-' if success is None else f'{100 * success:.0f} %'}", flush=True)
-                if (target is not None and success is not None and len(learner._successes) >= 20
+                if (target is not None and success is not None and len(successes) >= 20
                         and success >= target and learner.updates > 0):
                     break
         except KeyboardInterrupt:

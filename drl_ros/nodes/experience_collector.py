@@ -3,12 +3,16 @@
 Each Observation carries the action applied in the step that led to it, so a transition is two
 consecutive observations of one bridge: ``(obs_n, action_{n+1}, reward_{n+1}, next obs,
 terminated, truncated)`` with the final observation where the step ended an episode. A gap in the
-sequence (a lost message) closes the stream; the next batch says it is not contiguous.
+sequence (a lost message) or a new bridge session (the bridge restarted) closes the stream; the
+next batch says it is not contiguous. Each collector process draws a session id of its own, so the
+learner never continues a stream across a collector restart either.
 
 Topics (relative): observation (drl_ros/Observation) in, experience (drl_ros/ExperienceBatch) out.
 """
 
 from __future__ import annotations
+
+import secrets
 
 import numpy as np
 from rclpy.node import Node
@@ -29,7 +33,9 @@ class ExperienceCollector(Node):
         self.config = declare_config(self, ExperienceCollectorConfig)
         self._pub = self.create_publisher(ExperienceBatch, "experience", experience_qos)
         self._sub = self.create_subscription(Observation, "observation", self._on_observation, observation_qos)
-        self._prev: tuple[int, np.ndarray] | None = None  # (sequence, observation) awaiting its successor
+        self.session = secrets.randbits(63) + 1
+        self._prev: tuple[int, int, np.ndarray] | None = None  # (bridge session, sequence, observation)
+        self._bridge_session = 0  # of the rows being collected
         self._rows: list[tuple] = []
         self._first_sequence = 0
         self._contiguous = False
@@ -39,25 +45,30 @@ class ExperienceCollector(Node):
 
     def _on_observation(self, msg: Observation) -> None:
         obs = from_array(msg.observation)
-        if self._prev is not None and msg.sequence == self._prev[0]:
+        same_bridge = self._prev is not None and msg.session == self._prev[0]
+        if same_bridge and msg.sequence == self._prev[1]:
             return  # the bridge republished an unanswered observation
-        if (self._prev is not None and msg.sequence == self._prev[0] + 1 and msg.has_previous_step
-                and obs.size == self._prev[1].size):
+        if self._rows and not same_bridge:
+            self._flush()  # the bridge restarted: what came before is a finished stream
+        if (self._prev is not None and same_bridge and msg.sequence == self._prev[1] + 1 and msg.has_previous_step
+                and obs.size == self._prev[2].size):
             end = msg.terminated or msg.truncated
             next_obs = from_array(msg.final_observation) if end else obs
             action = from_array(msg.action)
             if next_obs.size == obs.size and np.all(np.isfinite(action)):
                 if not self._rows:
-                    self._first_sequence = self._prev[0]
-                    self._contiguous = self._last_emitted == self._prev[0] - 1
-                self._rows.append((self._prev[1], action, msg.reward, next_obs, msg.terminated, msg.truncated,
+                    self._first_sequence = self._prev[1]
+                    self._contiguous = (self._bridge_session == msg.session
+                                        and self._last_emitted == self._prev[1] - 1)
+                    self._bridge_session = msg.session
+                self._rows.append((self._prev[2], action, msg.reward, next_obs, msg.terminated, msg.truncated,
                                    msg.is_success, msg.action_log_prob, msg.action_policy_version))
-                self._last_emitted = self._prev[0]
+                self._last_emitted = self._prev[1]
                 if len(self._rows) >= self.config.batch_size or (end and self.config.flush_on_episode_end):
                     self._flush()
         elif self._rows:
             self._flush()  # a gap: what was collected still counts, the stream restarts here
-        self._prev = (msg.sequence, obs)
+        self._prev = (msg.session, msg.sequence, obs)
 
     def _flush(self) -> None:
         rows = self._rows
@@ -72,6 +83,8 @@ class ExperienceCollector(Node):
         msg = ExperienceBatch()
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.source = self.get_fully_qualified_name()
+        msg.session = self.session
+        msg.bridge_session = self._bridge_session
         msg.first_sequence = self._first_sequence
         msg.contiguous = self._contiguous
         fill_experience(msg, t)
