@@ -2,6 +2,12 @@
 no learner. ``sim_driver:=true`` adds the simulated driver, to try the chain without hardware.
 
     ros2 launch drl_ros deploy.launch.py policy:=runs/kuka_reach-.../policy namespace:=arm1
+
+Two shields: ``safety_shield`` checks the policy's actions (action mode) before gym_bridge turns
+them into joint targets; with ``joint_shield:=<shield YAML>`` (e.g. config/shield/kuka_iiwa.yaml)
+a second one, in joint mode under ``<namespace>/joint_shield``, sits between gym_bridge and the
+driver's command topic, so the URDF's limits (tightened in the YAML), the workspace box and the
+watchdog apply to what the robot receives.
 """
 
 from launch import LaunchDescription
@@ -21,6 +27,8 @@ ARGUMENTS = [
     ("joint_states_topic", "joint_states", "the driver's joint_states topic"),
     ("sim_driver", "false", "also start the simulated driver (PyBullet behind the driver topics)"),
     ("use_sim_time", "false", "nodes follow /clock"),
+    ("joint_shield", "", ("shield YAML (config/shield/*.yaml) of a joint-mode shield between gym_bridge and "
+                          "the driver (forward_command interface); empty: none")),
 ]
 
 
@@ -30,10 +38,15 @@ def _nodes(context):
         raise ValueError("deploy.launch.py needs policy:=<path to policy.json>")
     namespace = arg["namespace"].strip("/") or None
     sim_time = arg["use_sim_time"].lower() in ("1", "true", "yes", "on")
+    joint_shield = arg["joint_shield"]
+    if joint_shield and arg["command_interface"] != "forward_command":
+        raise ValueError("joint_shield needs command_interface:=forward_command")
+    prefix = f"/{namespace}" if namespace else ""
     nodes = [
         Node(package="drl_ros", executable="gym_bridge", namespace=namespace, output="screen",
              parameters=[{"backend": "hardware", "env_id": ENV_IDS[(arg["robot"], arg["task"])],
-                          "command_interface": arg["command_interface"], "command_topic": arg["command_topic"],
+                          "command_interface": arg["command_interface"],
+                          "command_topic": "joint_target" if joint_shield else arg["command_topic"],
                           "joint_states_topic": arg["joint_states_topic"], "use_sim_time": sim_time}]),
         Node(package="drl_ros", executable="policy_server", namespace=namespace, output="screen",
              parameters=[{"policy_file": arg["policy"], "deterministic": True, "hot_swap": False,
@@ -41,6 +54,16 @@ def _nodes(context):
         Node(package="drl_ros", executable="safety_shield", namespace=namespace, output="screen",
              parameters=[{"use_sim_time": sim_time}]),
     ]
+    if joint_shield:
+        # Joint positions in, joint positions out: the YAML's normalized policy actions do not
+        # apply to the bridge's joint targets.
+        nodes.append(Node(package="drl_ros", executable="safety_shield", name="joint_shield",
+                          namespace=f"{prefix}/joint_shield", output="screen",
+                          parameters=[{"config_file": joint_shield, "normalized_actions": False,
+                                       "use_sim_time": sim_time}],
+                          remappings=[("joint_states", f"{prefix}/{arg['joint_states_topic']}"),
+                                      ("joint_target", f"{prefix}/joint_target"),
+                                      ("joint_command", f"{prefix}/{arg['command_topic']}")]))
     if arg["sim_driver"].lower() in ("1", "true", "yes", "on"):
         nodes.append(Node(package="drl_ros", executable="sim_driver", namespace=namespace, output="screen",
                           parameters=[{"command_topic": arg["command_topic"], "use_sim_time": sim_time}]))

@@ -14,7 +14,9 @@ state and action. Topics (relative): raw_action (drl_ros/Action), joint_states
 (sensor_msgs/JointState, sensor QoS) and, with roll / pitch bounds, imu (sensor_msgs/Imu) in;
 joint_command (std_msgs/Float64MultiArray, the ros2_control forward-command convention: remap it
 to the controller's commands topic) every step; command (drl_ros/Action: the applied action,
-once per new action that passes) out.
+once per new action) out. With actions in the interface's units (``normalized_actions`` false)
+joint_target (std_msgs/Float64MultiArray) is an input too: the shield then sits between any
+controller that publishes forward commands and the robot's.
 
 Action mode (no ``urdf``, the default; simulation lock-step): each raw_action is shielded at once
 and answered on command with the same sequence; the action dimensions are bounded by
@@ -45,7 +47,14 @@ from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
-from drl_ros.core.shield import JointLimitsOverride, LimitsError, Reason, RobotState, ShieldOutput
+from drl_ros.core.shield import (
+    JointLimitsOverride,
+    LimitsError,
+    Reason,
+    RobotState,
+    ShieldOutput,
+    load_shield_config,
+)
 from drl_ros.core.shield import SafetyShield as ShieldCore
 from drl_ros.msg import Action, ShieldStatus
 from drl_ros.nodes._main import run_node
@@ -70,7 +79,9 @@ class SafetyShield(LifecycleNode):
                  state_qos: QoSProfile = qos.SENSOR, status_qos: QoSProfile = qos.STATUS, **kwargs) -> None:
         super().__init__(node_name, **kwargs)
         self.config = declare_config(self, SafetyShieldConfig)
-        self.shield_config, self.urdf = declare_shield_config(self, self.config.urdf_dir or _default_urdf_dir)
+        defaults = load_shield_config(self.config.config_file) if self.config.config_file else None
+        self.shield_config, self.urdf = declare_shield_config(self, self.config.urdf_dir or _default_urdf_dir,
+                                                              defaults)
         self.joint_mode = self.urdf is not None
         # The watchdog and the control tick run on the steady clock: sim time stops when the
         # simulation does, and wall time can jump.
@@ -111,6 +122,11 @@ class SafetyShield(LifecycleNode):
             self._entities += [self._joint_pub,
                                self.create_subscription(JointState, "joint_states", self._on_joint_state, state_qos),
                                self.create_timer(self.shield.dt, self._on_tick, clock=self._steady)]
+            if not self.shield_config.normalized_actions:
+                # Commands in the interface's units from any controller (the forward-command
+                # convention), as an alternative to raw_action.
+                self._entities.append(self.create_subscription(Float64MultiArray, "joint_target",
+                                                               self._on_joint_target, action_qos))
             if self.shield_config.orientation is not None:
                 self._entities.append(self.create_subscription(Imu, "imu", self._on_imu, state_qos))
         mode = (f"joint mode: {self.shield.n} joints from {self.urdf}, {self.shield.interface} interface, "
@@ -170,6 +186,13 @@ class SafetyShield(LifecycleNode):
             self.shield.observe(self._rest_state(), now)
             self._state_time = now
             self._step(now)
+
+    def _on_joint_target(self, msg: Float64MultiArray) -> None:
+        if self.shield is None:
+            return
+        now = self._now()
+        self._action_time = now
+        self.shield.propose(np.asarray(msg.data, dtype=np.float64), now)
 
     def _rest_state(self) -> RobotState:
         assert self.shield is not None

@@ -121,6 +121,9 @@ class SafetyShieldConfig:
     """Action mode: lower action bounds, one per dimension (env units), ``-action_high``."""
     action_high: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
     """Action mode: upper action bounds, one per dimension (env units)."""
+    config_file: str = ""
+    """A shield YAML file (``config/shield/*.yaml``, the ShieldConfig fields): its values replace
+    the parameters' defaults, and parameters set on the node override them; empty: none."""
     urdf_dir: str = ""
     """Directory a relative ``urdf`` path is resolved against (empty: pybullet_data's, where the
     robots of drl_ros's envs live)."""

@@ -26,7 +26,7 @@ from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 
-from drl_ros.core.config_loading import field_docs, load_config
+from drl_ros.core.config_loading import config_to_dict, field_docs, load_config
 from drl_ros.core.shield import JointLimits, JointLimitsOverride, RobotState, ShieldConfig, parse_urdf_joints
 
 __all__ = [
@@ -71,9 +71,11 @@ def _declare(node: Node, name: str, default: Any, description: str) -> Any:
     return value
 
 
-def _declare_fields(node: Node, cls: type, prefix: str, *, all_optional: bool = False) -> dict[str, Any]:
+def _declare_fields(node: Node, cls: type, prefix: str, defaults: dict[str, Any], *,
+                    all_optional: bool = False) -> dict[str, Any]:
     """Declare ``cls``'s fields under ``prefix``; the values that are set, as a nested mapping.
 
+    ``defaults``: values that replace the dataclass's defaults (from a shield YAML file).
     ``all_optional``: declare every field without a value (an optional section is enabled by
     setting any of its parameters; the dataclass fills in its own defaults)."""
     hints = typing.get_type_hints(cls)
@@ -83,14 +85,19 @@ def _declare_fields(node: Node, cls: type, prefix: str, *, all_optional: bool = 
         name = prefix + f.name
         optional, tp = _is_optional(hints[f.name])
         nested = tp if isinstance(tp, type) and dataclasses.is_dataclass(tp) else None
+        given = defaults.get(f.name)
         if nested is not None:
-            sub = _declare_fields(node, nested, name + ".", all_optional=all_optional or optional)
+            # A section the file sets is declared with its values; otherwise optional as before.
+            sub = _declare_fields(node, nested, name + ".", given or {},
+                                  all_optional=(all_optional or optional) and not given)
             if sub or not (optional or all_optional):
                 values[f.name] = sub
             continue
         if typing.get_origin(tp) is dict:
             continue  # per-joint limits: declared once the joints are known
-        if all_optional or f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+        if f.name in defaults:
+            default = given
+        elif all_optional or f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             default = None
         elif f.default is not dataclasses.MISSING:
             default = f.default
@@ -99,10 +106,12 @@ def _declare_fields(node: Node, cls: type, prefix: str, *, all_optional: bool = 
         if default is None or (isinstance(default, list) and not default):
             default = None  # an empty or missing value carries no type: declared unset
         value = _declare(node, name, default, docs.get(f.name, ""))
+        if value is None and typing.get_origin(tp) is list and name in getattr(node, "_parameter_overrides", {}):
+            value = []  # given, but typeless: how ROS passes an empty list (``latch_on:=[]``)
         if value is None:
             if all_optional:
                 continue
-            if f.default is not dataclasses.MISSING and f.default is None:
+            if f.name in defaults or f.default is not dataclasses.MISSING and f.default is None:
                 values[f.name] = None
             elif f.default_factory is not dataclasses.MISSING and not f.default_factory():
                 values[f.name] = f.default_factory()  # type: ignore[misc]
@@ -113,16 +122,19 @@ def _declare_fields(node: Node, cls: type, prefix: str, *, all_optional: bool = 
     return values
 
 
-def declare_shield_config(node: Node, urdf_dir: str | Callable[[], str] = "") -> tuple[ShieldConfig, str | None]:
+def declare_shield_config(node: Node, urdf_dir: str | Callable[[], str] = "",
+                          defaults: ShieldConfig | None = None) -> tuple[ShieldConfig, str | None]:
     """Declare the shield's parameters on ``node`` and return the config they hold, and the URDF
     path they name (resolved against ``urdf_dir``, or the directory it returns, when relative;
-    None: no URDF).
+    None: no URDF). ``defaults`` (a shield YAML file's config) replaces the dataclass defaults;
+    parameters set on the node override it field by field.
 
     Raises:
         drl_ros.core.config_loading.ConfigError: a parameter has the wrong type or an invalid value.
         drl_ros.core.shield.LimitsError: the URDF cannot be read or names no such joints.
     """
-    values = _declare_fields(node, ShieldConfig, "")
+    file_values = config_to_dict(defaults) if defaults is not None else {}
+    values = _declare_fields(node, ShieldConfig, "", file_values)
     urdf = values.get("urdf")
     path: str | None = None
     if urdf:
@@ -131,9 +143,11 @@ def declare_shield_config(node: Node, urdf_dir: str | Callable[[], str] = "") ->
         joints = values.get("joints") or [j.name for j in parse_urdf_joints(path) if j.movable]
         docs = field_docs(JointLimitsOverride)
         per_joint: dict[str, dict[str, Any]] = {}
+        file_limits = file_values.get("limits") or {}
         for joint in joints:
             for f in dataclasses.fields(JointLimitsOverride):
-                value = _declare(node, f"limits.{joint}.{f.name}", None, f"{joint}: {docs.get(f.name, '')}")
+                value = _declare(node, f"limits.{joint}.{f.name}", (file_limits.get(joint) or {}).get(f.name),
+                                 f"{joint}: {docs.get(f.name, '')}")
                 if value is not None:
                     per_joint.setdefault(joint, {})[f.name] = value
         values["limits"] = per_joint

@@ -65,8 +65,12 @@ def _check_commands(statuses):
             continue
         v = (np.array(s["command"]) - np.array(previous["command"])) / dt
         assert np.all(np.abs(v) <= VELOCITY * (1 + EPS)), (k, v)
-        if k - 1 in velocity:
-            assert np.all(np.abs(v - velocity[k - 1]) <= ACCELERATION * dt * (1 + EPS) + EPS), (k, v, velocity[k - 1])
+        # rate_limit_infeasible: the shield reports that no command met both the hard limits and
+        # the rate limits (here: holding to keep the flange in its box); the hard limits won.
+        if k - 1 in velocity and "rate_limit_infeasible" not in s["reasons"]:
+            assert np.all(np.abs(v - velocity[k - 1]) <= ACCELERATION * dt * (1 + EPS) + EPS), (
+                k, v, velocity[k - 1], [(by_step.get(j, {}).get("fallback"), by_step.get(j, {}).get("reason", "")[:200],
+                                         by_step.get(j, {}).get("command")) for j in (k - 2, k - 1, k)])
         stop = np.array(s["command"]) + v * np.abs(v) / (2 * ACCELERATION)
         assert np.all(stop >= lower - EPS) and np.all(stop <= upper + EPS), (k, "stops beyond a limit")
         assert distance[k] <= distance[k - 1] + 1e-6, (k, "farther outside the workspace", distance[k - 1],
@@ -101,7 +105,8 @@ def test_malformed_messages_and_requests_crash_no_node_and_never_move_the_robot_
     checked = _check_commands(statuses)
     assert checked >= 30, checked
     assert all(math.isfinite(s["cost"]) for s in statuses)
-    assert shielded["recovered"], "the shield did not command again on valid input after the fuzzing"
+    assert shielded["recovered"], ("the shield did not command again on valid input after the fuzzing",
+                                   [(s["reasons"], s["reason"][:300]) for s in statuses[-3:]])
 
     answers = served["answers"]
     assert answers["get_action"][0] >= SERVICE_REQUESTS // 3, answers  # refused: malformed

@@ -70,3 +70,13 @@ def test_deploy_launch_description():
     assert {"policy", "namespace", "command_interface", "sim_driver"} <= set(declared)
     assert sorted(n.node_executable for n in nodes) == ["gym_bridge", "policy_server", "safety_shield", "sim_driver"]
     assert "learner" not in {n.node_executable for n in nodes}
+
+
+def test_deploy_launch_puts_a_joint_shield_between_bridge_and_driver():
+    _, nodes, context = _expand("deploy.launch.py", {"policy": "/tmp/policy.json", "namespace": "arm",
+                                                     "joint_shield": "config/shield/kuka_iiwa.yaml"})
+    shields = [n for n in nodes if n.node_executable == "safety_shield"]
+    assert len(shields) == 2
+    for node in shields:
+        node._perform_substitutions(context)
+    assert sorted(n.expanded_node_namespace for n in shields) == ["/arm", "/arm/joint_shield"]
