@@ -307,24 +307,40 @@ def _malformed_imu(rng: np.random.Generator) -> Imu:
     return msg
 
 
+def _malformed_joint_target(rng: np.random.Generator, n: int) -> Float64MultiArray:
+    """Joint positions of the wrong size, or holding NaN / inf / ±1e308 (float64 carries them)."""
+    if rng.random() < 0.5:
+        values = rng.uniform(-3.0, 3.0, int(rng.choice([0, 1, n - 1, n + 1, 64])))
+    else:
+        values = rng.uniform(-3.0, 3.0, n)
+        for i in rng.choice(n, size=int(rng.integers(1, n + 1)), replace=False):
+            values[i] = _SPECIALS[int(rng.integers(5))]
+    return Float64MultiArray(data=[float(v) for v in values])
+
+
 def fuzz_shield(node: Node, joints: list[str], q0: list[float], messages: int, block: int = 60,
-                valid_seconds: float = 0.08, seed: int = 0) -> Any:
-    """Publish ``messages`` malformed JointState, Action and Imu messages in blocks of ``block``,
-    each block followed by ``valid_seconds`` of valid input (joint_states following the shield's
-    joint commands, actions in [-1, 1] pushing one way per block, an upright Imu), so the shield
-    alternates between rejecting garbage and commanding; return every status it published."""
+                valid_seconds: float = 0.08, raw_positions: bool = False, seed: int = 0) -> Any:
+    """Publish ``messages`` malformed JointState, Action and Imu messages (and joint_target
+    Float64MultiArray with ``raw_positions``) in blocks of ``block``, each block followed by
+    ``valid_seconds`` of valid input (joint_states following the shield's joint commands, actions
+    pushing one way per block, an upright Imu), so the shield alternates between rejecting
+    garbage and commanding; return every status it published. Valid actions are normalized in
+    [-1, 1], or with ``raw_positions`` joint position targets 0.3 rad away, alternately on
+    raw_action and joint_target."""
     rec = Recorder(node)
     state_pub = node.create_publisher(JointState, "joint_states", qos.SENSOR)
     action_pub = node.create_publisher(Action, "raw_action", qos.COMMAND)
     imu_pub = node.create_publisher(Imu, "imu", qos.SENSOR)
+    target_pub = node.create_publisher(Float64MultiArray, "joint_target", qos.COMMAND)
+    publishers = [state_pub, action_pub, imu_pub] + ([target_pub] if raw_positions else [])
     deadline = time.monotonic() + 60
-    while min(p.get_subscription_count() for p in (state_pub, action_pub, imu_pub)) == 0:
+    while min(p.get_subscription_count() for p in publishers) == 0:
         rclpy.spin_once(node, timeout_sec=0.05)
         if time.monotonic() > deadline:
             raise TimeoutError("the shield's subscriptions did not appear")
     rng = np.random.default_rng(seed)
     n = len(joints)
-    sent = {"joint_states": 0, "actions": 0, "imu": 0, "valid_rounds": 0}
+    sent = {"joint_states": 0, "actions": 0, "imu": 0, "joint_targets": 0, "valid_rounds": 0}
     upright = Imu()
     upright.orientation.w = 1.0
 
@@ -332,10 +348,16 @@ def fuzz_shield(node: Node, joints: list[str], q0: list[float], messages: int, b
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             last = rec.joint_commands[-1] if rec.joint_commands and track else None
+            q = np.asarray(last if last and None not in last else q0)
             imu_pub.publish(upright)
-            state_pub.publish(_joint_state(joints, last if last and None not in last else q0))
+            state_pub.publish(_joint_state(joints, q))
             action = np.clip(direction + rng.normal(0.0, 0.3, n), -1.0, 1.0)
-            action_pub.publish(Action(sequence=sent["valid_rounds"], action=to_f32_array(action)))
+            if not raw_positions:
+                action_pub.publish(Action(sequence=sent["valid_rounds"], action=to_f32_array(action)))
+            elif sent["valid_rounds"] % 2:
+                action_pub.publish(Action(sequence=sent["valid_rounds"], action=to_f32_array(q + 0.3 * action)))
+            else:
+                target_pub.publish(Float64MultiArray(data=(q + 0.3 * action).tolist()))
             sent["valid_rounds"] += 1
             rclpy.spin_once(node, timeout_sec=0.01)
 
@@ -343,8 +365,11 @@ def fuzz_shield(node: Node, joints: list[str], q0: list[float], messages: int, b
     published = 0
     while published < messages:
         for _ in range(block):
-            kind = int(rng.integers(3))
-            if kind == 0:
+            kind = int(rng.integers(4 if raw_positions else 3))
+            if kind == 3:
+                target_pub.publish(_malformed_joint_target(rng, n))
+                sent["joint_targets"] += 1
+            elif kind == 0:
                 state_pub.publish(_malformed_joint_state(rng, joints))
                 sent["joint_states"] += 1
             elif kind == 1:

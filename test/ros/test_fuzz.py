@@ -80,23 +80,16 @@ def _check_commands(statuses):
     return checked
 
 
-def test_malformed_messages_and_requests_crash_no_node_and_never_move_the_robot_beyond_its_limits(ros, tmp_path):
-    shield = ros.node("safety_shield", shield_params(**{
+def _fuzz_shield_params(**extra):
+    return shield_params(**{
         "control_period": FUZZ_PERIOD, "orientation.max_roll": 0.5, "orientation.max_pitch": 0.5,
         # Nothing latches: the shield keeps alternating between rejecting and commanding.
-        "latch_on": [], "watchdog.observation_timeout": 0.1, "watchdog.action_timeout": 0.1}))
-    server = ros.node("policy_server", {"policy_file": str(save_policy(tmp_path / "policy")), "deterministic": True})
-    bridge = ros.node("gym_bridge", {"step_on_command": False, "publish_clock": False}, namespace="/sim")
-    shield_fuzz = start_client(ros, "fuzz_shield", joints=JOINTS, q0=Q0, messages=SHIELD_MESSAGES)
-    service_fuzz = start_client(ros, "fuzz_services", requests=SERVICE_REQUESTS, obs_dim=OBS_DIM, action_dim=3,
-                                bridge="/sim/")
-    shielded = finish_client(ros, shield_fuzz, timeout=180)
-    served = finish_client(ros, service_fuzz, timeout=180)
-    for name, proc in (("safety_shield", shield), ("policy_server", server), ("gym_bridge", bridge)):
-        assert proc.poll() is None, f"{name} died\n" + ros.logs()
+        "latch_on": [], "watchdog.observation_timeout": 0.1, "watchdog.action_timeout": 0.1, **extra})
 
+
+def _check_shield_run(shielded, messages):
     sent = shielded["sent"]
-    assert sent["joint_states"] + sent["actions"] + sent["imu"] >= SHIELD_MESSAGES
+    assert sent["joint_states"] + sent["actions"] + sent["imu"] + sent["joint_targets"] >= messages
     statuses = shielded["statuses"]
     reasons = {r for s in statuses for r in s["reasons"]}
     # The garbage reached the core and was rejected as such, and valid spells still commanded.
@@ -107,11 +100,40 @@ def test_malformed_messages_and_requests_crash_no_node_and_never_move_the_robot_
     assert all(math.isfinite(s["cost"]) for s in statuses)
     assert shielded["recovered"], ("the shield did not command again on valid input after the fuzzing",
                                    [(s["reasons"], s["reason"][:300]) for s in statuses[-3:]])
+    return sent, len(statuses), checked
+
+
+def test_malformed_messages_and_requests_crash_no_node_and_never_move_the_robot_beyond_its_limits(ros, tmp_path):
+    """Normalized policy actions (joint deltas) on raw_action; services of policy_server and
+    gym_bridge fuzzed at the same time."""
+    shield = ros.node("safety_shield", _fuzz_shield_params())
+    server = ros.node("policy_server", {"policy_file": str(save_policy(tmp_path / "policy")), "deterministic": True})
+    bridge = ros.node("gym_bridge", {"step_on_command": False, "publish_clock": False}, namespace="/sim")
+    shield_fuzz = start_client(ros, "fuzz_shield", joints=JOINTS, q0=Q0, messages=SHIELD_MESSAGES)
+    service_fuzz = start_client(ros, "fuzz_services", requests=SERVICE_REQUESTS, obs_dim=OBS_DIM, action_dim=3,
+                                bridge="/sim/")
+    shielded = finish_client(ros, shield_fuzz, timeout=180)
+    served = finish_client(ros, service_fuzz, timeout=180)
+    for name, proc in (("safety_shield", shield), ("policy_server", server), ("gym_bridge", bridge)):
+        assert proc.poll() is None, f"{name} died\n" + ros.logs()
+    sent, steps, checked = _check_shield_run(shielded, SHIELD_MESSAGES)
 
     answers = served["answers"]
     assert answers["get_action"][0] >= SERVICE_REQUESTS // 3, answers  # refused: malformed
     assert answers["get_action"][1] >= 1 and served["good_get_action"], answers
     assert sum(answers["step_env"]) == SERVICE_REQUESTS // 4 and answers["step_env"][0] >= 1, answers
     assert served["good_step_env"], "gym_bridge stopped stepping after the fuzzing"
-    print(f"fuzz: {sent} to the shield, {len(statuses)} steps, {checked} commanded steps checked against the "
+    print(f"fuzz: {sent} to the shield, {steps} steps, {checked} commanded steps checked against the "
           f"limits; {answers}")
+
+
+def test_malformed_joint_targets_never_move_the_robot_beyond_its_limits(ros):
+    """Joint position targets (interface units) on raw_action and joint_target, where float64
+    carries what float32 cannot (±1e308)."""
+    shield = ros.node("safety_shield", _fuzz_shield_params(normalized_actions=False))
+    shielded = finish_client(ros, start_client(ros, "fuzz_shield", joints=JOINTS, q0=Q0,
+                                               messages=SHIELD_MESSAGES // 2, raw_positions=True), timeout=180)
+    assert shield.poll() is None, "safety_shield died\n" + ros.logs()
+    sent, steps, checked = _check_shield_run(shielded, SHIELD_MESSAGES // 2)
+    assert sent["joint_targets"] >= SHIELD_MESSAGES // 10
+    print(f"fuzz (joint targets): {sent} to the shield, {steps} steps, {checked} commanded steps checked")
