@@ -297,6 +297,10 @@ class GymBridge(LifecycleNode):
             self._start_episode()
             response.success, response.message = True, "new goal; the robot stays where it is"
             return response
+        if request.seeded and request.seed < 0:
+            # Gymnasium's seeding refuses negative seeds with an exception: answer, never crash.
+            response.success, response.message = False, f"seed must be >= 0, got {request.seed}"
+            return response
         obs, info = self.env.reset(seed=int(request.seed) if request.seeded else None)
         self._start_episode()
         response.success = True

@@ -432,9 +432,9 @@ def fuzz_services(node: Node, requests: int, obs_dim: int, action_dim: int, brid
         for i in range(requests // 4):
             if i % 20 == 0:
                 seeded = bool(rng.integers(2))
-                # Non-negative seeds only: a negative one crashes gym_bridge (Gymnasium refuses it
-                # inside reset_env's callback), reported to gym_bridge's owner.
-                r = call(node, reset, ResetEnv.Request(seeded=seeded, seed=int(rng.integers(0, 2**63 - 1))))
+                seed = int(rng.integers(-2**63, 2**63 - 1))  # negative seeds are refused, not fatal
+                r = call(node, reset, ResetEnv.Request(seeded=seeded, seed=seed))
+                assert r.success == (not seeded or seed >= 0), r.message
                 answers["reset_env"][int(r.success)] += 1
             m = int(rng.choice([0, 1, action_dim - 1, action_dim, action_dim, action_dim + 1, 100]))
             s = call(node, step, StepEnv.Request(action=to_f32_array(_f32(_bad_floats(rng, m)))))
