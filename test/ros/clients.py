@@ -7,19 +7,18 @@ loop (never ``spin_until_future_complete`` on a hot path).
 from __future__ import annotations
 
 import json
-import math
 import sys
 import time
 from typing import Any
 
 import numpy as np
 import rclpy
+from drl_ros.msg import Observation, PolicyWeights, TrainingStats
+from drl_ros.srv import GetAction, ResetEnv, StepEnv
 from rclpy.node import Node
 
-from drl_ros.msg import Action, Observation, PolicyWeights, ShieldStatus, TrainingStats
 from drl_ros.ros import qos
 from drl_ros.ros.conversions import encode_policy, from_array, to_f32_array
-from drl_ros.srv import GetAction, ResetEnv, StepEnv
 
 
 def call(node: Node, client: Any, request: Any, timeout: float = 10.0) -> Any:
@@ -102,38 +101,6 @@ def swap(node: Node, service: str, policies: list, observation: list, timeout: f
         expected = policy.act(np.asarray(observation, dtype=np.float32), deterministic=True).env_action[0]
         seen.append({"version": answer["version"], "action": answer["action"], "expected": expected.tolist()})
     return seen
-
-
-def shield_probe(node: Node, actions: list, estop_after: int = -1, timeout: float = 30.0) -> Any:
-    """Send raw actions one by one; return the command and status answering each."""
-    from std_srvs.srv import SetBool
-
-    pub = node.create_publisher(Action, "raw_action", qos.COMMAND)
-    commands: dict[int, Any] = {}
-    statuses: dict[int, Any] = {}
-    node.create_subscription(Action, "command", lambda m: commands.setdefault(m.sequence, m), qos.COMMAND)
-    node.create_subscription(ShieldStatus, "shield_status", lambda m: statuses.setdefault(m.sequence, m), qos.STATUS)
-    estop = node.create_client(SetBool, "estop")
-    wait_service(node, estop)
-    deadline = time.monotonic() + timeout
-    while (pub.get_subscription_count() == 0 or node.count_publishers("command") == 0) and time.monotonic() < deadline:
-        spin_for(node, 0.05)
-    out = []
-    for i, values in enumerate(actions, start=1):
-        if i - 1 == estop_after:
-            call(node, estop, SetBool.Request(data=True))
-        msg = Action(sequence=i, policy_version=3, log_prob=-1.0)
-        msg.action = [float(v) for v in values]
-        pub.publish(msg)
-        end = time.monotonic() + 10
-        while (i not in commands or i not in statuses) and time.monotonic() < end:
-            rclpy.spin_once(node, timeout_sec=0.02)
-        c, s = commands.get(i), statuses.get(i)
-        out.append(None if c is None or s is None else {
-            "command": [None if math.isnan(x) else x for x in from_array(c.action).tolist()],
-            "version": c.policy_version, "intervened": s.intervened, "non_finite": s.rejected_non_finite,
-            "clipped": s.clipped_dims, "estop": s.estop, "active": s.active, "reason": s.reason})
-    return out
 
 
 def evaluate(node: Node, episodes: int, seed: int, bridge: str = "eval/", policy: str = "get_action") -> Any:
