@@ -68,7 +68,8 @@ class SimDriver(Node):
         self._imu_pub = self.create_publisher(Imu, self.config.imu_topic, sensor_qos) if self.legged else None
         self._odom_pub = (self.create_publisher(Odometry, self.config.odometry_topic, sensor_qos)
                           if self.legged and self.config.odometry_topic else None)
-        self._truth_pub = (self.create_publisher(Observation, self.config.ground_truth_topic, qos.OBSERVATION)
+        # Ground truth is for checking, not control: a deep reliable queue, so a checker loses none.
+        self._truth_pub = (self.create_publisher(Observation, self.config.ground_truth_topic, qos.EXPERIENCE)
                            if self.config.ground_truth_topic else None)
         self._cmd_sub = self.create_subscription(Float64MultiArray, self.config.command_topic, self._on_forward,
                                                  command_qos)

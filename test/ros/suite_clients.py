@@ -161,7 +161,16 @@ def watch_versions(node: Node, namespaces: list[str], seconds: float, min_transi
 
 def record_streams(node: Node, namespace: str) -> Any:
     """Record a bridge's observations (with session and sequence) and the learner's statistics until
-    SIGTERM; then print them. The test kills and restarts nodes meanwhile."""
+    SIGTERM; then print them. The test kills and restarts nodes meanwhile.
+
+    The bridge runs with autostart off, and this recorder drives its lifecycle: configure, wait
+    until the bridge's observation publisher is in the graph, then activate (the first observation
+    goes out on activation). So no observation is published before the recorder has discovered
+    its publisher, however slow discovery is on a loaded machine; a restarted bridge is brought up
+    the same way."""
+    from clients import call
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState, GetState
     observations: list[dict[str, Any]] = []
     stats: list[TrainingStats] = []
 
@@ -175,10 +184,34 @@ def record_streams(node: Node, namespace: str) -> Any:
     node.create_subscription(TrainingStats, "/training_stats", stats.append, qos.STATUS)
     stop = [False]
     signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__(0, True))
+    topic = f"{namespace}/observation"
+    get_state = node.create_client(GetState, f"{namespace}/gym_bridge/get_state")
+    change = node.create_client(ChangeState, f"{namespace}/gym_bridge/change_state")
+
+    def bring_up_bridge() -> None:
+        if not (get_state.service_is_ready() and change.service_is_ready()):
+            return
+        try:  # the graph may still show the services of a bridge just killed: no answer then
+            label = call(node, get_state, GetState.Request(), timeout=2.0).current_state.label
+        except TimeoutError:
+            return
+        if label != "unconfigured":
+            return
+        publishers = node.count_publishers(topic)  # may still count a killed predecessor's
+        call(node, change, ChangeState.Request(transition=Transition(id=Transition.TRANSITION_CONFIGURE)))
+        deadline = time.monotonic() + 30
+        while node.count_publishers(topic) <= publishers and time.monotonic() < deadline:
+            spin_for(node, 0.05)
+        spin_for(node, 0.5)  # the reader side of the match completes a moment after the graph shows it
+        call(node, change, ChangeState.Request(transition=Transition(id=Transition.TRANSITION_ACTIVATE)))
+
     print(json.dumps({"ready": True}), flush=True)
-    last_progress = 0.0
+    last_progress = last_lifecycle = 0.0
     while not stop[0]:
         rclpy.spin_once(node, timeout_sec=0.05)
+        if time.monotonic() - last_lifecycle > 0.3:
+            last_lifecycle = time.monotonic()
+            bring_up_bridge()
         if stats and time.monotonic() - last_progress > 0.5:
             last_progress = time.monotonic()
             print(json.dumps({"progress": {"transitions": stats[-1].transitions_received,

@@ -28,12 +28,12 @@ def _kill(proc) -> None:
 
 def test_collector_and_bridge_restarts_leave_only_whole_consistent_transitions(ros, tmp_path):
     run_dir = tmp_path / "run"
-    # The recorder first, so that it has matched the bridge before the first observation.
     recorder = BackgroundClient(ros, "record_streams", namespace=NS)
     ros.node("learner", {"config": "kuka_reach", "run_dir": str(run_dir), "publish_every_updates": 50,
                          "overrides": ["sac.learning_starts=100", "sac.hidden_sizes=[32, 32]", "sac.batch_size=64"]})
-    bridge = ros.node("gym_bridge", {"seed": 0, "publish_clock": False, "max_pending_updates": 50}, namespace=NS,
-                      remap=SHARED)
+    # autostart off: the recorder activates each bridge once it has discovered its publisher.
+    bridge = ros.node("gym_bridge", {"seed": 0, "publish_clock": False, "max_pending_updates": 50,
+                                     "autostart": False}, namespace=NS, remap=SHARED)
     ros.node("policy_server", {"seed": 0}, namespace=NS, remap={**SHARED, "raw_action": "command"})
     collector = ros.node("experience_collector", {"batch_size": 16}, namespace=NS, remap=SHARED)
     try:
@@ -44,8 +44,8 @@ def test_collector_and_bridge_restarts_leave_only_whole_consistent_transitions(r
         second = recorder.wait_until("transitions", first["transitions"] + 150)
         _kill(bridge)
         time.sleep(1.0)
-        bridge = ros.node("gym_bridge", {"seed": 5, "publish_clock": False, "max_pending_updates": 50},
-                          namespace=NS, remap=SHARED)
+        bridge = ros.node("gym_bridge", {"seed": 5, "publish_clock": False, "max_pending_updates": 50,
+                                         "autostart": False}, namespace=NS, remap=SHARED)
         recorder.wait_until("transitions", second["transitions"] + 150)
         _kill(bridge)  # no observations the recorder would not see; the learner takes what is in flight
         time.sleep(1.0)
