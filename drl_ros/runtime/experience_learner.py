@@ -261,6 +261,8 @@ class ExperienceLearner:
         that a crash interrupted are removed first."""
         directory = Path(run_dir) / "checkpoints"
         published = directory / PUBLISHED_NAME
+        for stale in directory.glob(f".{PUBLISHED_NAME}.*.tmp"):
+            stale.unlink(missing_ok=True)  # a write the crash interrupted; the old record stands
         if published.exists():
             self.published_version = int(json.loads(published.read_text())["version"])
         if not (directory / f"{CHECKPOINT_NAME}.json").exists():
