@@ -162,3 +162,48 @@ def test_a_batch_of_the_wrong_dimensions_is_refused_whole(dims):
     result = learner.ingest(obs, np.zeros((4, dims[1]), np.float32), np.zeros(4, np.float32), obs,
                             np.zeros(4, bool), np.zeros(4, bool), np.zeros(4, bool), source="s")
     assert result.error and result.accepted == 0 and len(learner.replay) == 0
+
+
+_CHILD = """
+import sys
+sys.path.insert(0, {test_dir!r})
+from test_experience_learner import _batches, _config, _feed
+from drl_ros.runtime.experience_learner import ExperienceLearner
+learner = ExperienceLearner(_config())
+learner.resume({run_dir!r})
+batches = _batches(8, size=16)
+_feed(learner, batches[{start}:{stop}])
+learner.save({run_dir!r})
+"""
+
+
+def _child(run_dir: Path, start: int, stop: int, crash_at: str | None = None) -> int:
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ)
+    env.pop("DRL_ROS_CHECKPOINT_CRASH_AT", None)
+    if crash_at:
+        env["DRL_ROS_CHECKPOINT_CRASH_AT"] = crash_at
+    code = _CHILD.format(test_dir=str(Path(__file__).parent), run_dir=str(run_dir), start=start, stop=stop)
+    return subprocess.run([sys.executable, "-c", code], env=env, check=False, timeout=300).returncode
+
+
+@pytest.mark.parametrize(("stage", "survivor"), [("tensor_tmp_written", "first"), ("json_tmp_written", "first"),
+                                                 ("json_replaced", "second")])
+def test_a_learner_killed_while_checkpointing_resumes_from_a_whole_checkpoint(tmp_path, stage, survivor):
+    """SIGKILL inside the second save: the learner resumes from the first checkpoint or the
+    second, never from a mix, and the killed save's leftovers are cleaned up."""
+    assert _child(tmp_path, 0, 4) == 0
+    first = ExperienceLearner.checkpoint_summary(tmp_path)
+    assert _child(tmp_path, 4, 8, crash_at=stage) == -9
+    learner = ExperienceLearner(_config())
+    assert learner.resume(tmp_path)
+    expected = first["received"] if survivor == "first" else first["received"] + 4 * 16
+    assert learner.received == len(learner.replay) == expected
+    assert learner.updates == learner.algorithm.updates
+    leftovers = [p.name for p in (tmp_path / "checkpoints").iterdir() if ".tmp" in p.name]
+    assert not leftovers, leftovers
+    tensor_files = list((tmp_path / "checkpoints").glob("learner.*.safetensors"))
+    assert len(tensor_files) == 1, tensor_files
