@@ -111,7 +111,15 @@ def test_overwrite_replaces_and_removes_superseded_tensor_file(tmp_path: Path) -
     assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
 
 
+def test_save_creates_missing_parent_folders(tmp_path: Path) -> None:
+    save_checkpoint(tmp_path / "run" / "policies" / "policy", {"w": torch.ones(2)}, {"step": 1})
+    loaded, meta = load_checkpoint(tmp_path / "run" / "policies" / "policy")
+    assert meta == {"step": 1} and torch.equal(loaded["w"], torch.ones(2))
+
+
 def test_bad_inputs_leave_no_files(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="JSON"):
+        save_checkpoint(tmp_path / "missing" / "x", {"w": torch.zeros(1)}, {"bad": object()})
     with pytest.raises(ValueError, match="JSON"):
         save_checkpoint(tmp_path / "x", {"w": torch.zeros(1)}, {"bad": object()})
     with pytest.raises(ValueError, match="JSON"):

@@ -336,6 +336,7 @@ def save_checkpoint(
             previous_tensor_file = None  # not ours / corrupt: leave any files alone
 
     # Step 1: tensors -> temporary file, fsync, hash.
+    stem.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temp_path(stem.with_name(stem.name + _TENSOR_SUFFIX))
     try:
         safetensors.torch.save_file(cpu_tensors, str(tmp))
