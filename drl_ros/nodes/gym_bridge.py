@@ -110,8 +110,8 @@ class GymBridge(LifecycleNode):
         self._timers = []
         if self.hardware:
             try:
-                self.joint_map = JointMap.from_config(self.config)
                 self.mirror = KinematicMirror(self.env)
+                self.joint_map = JointMap.from_config(self.config, self.mirror.joint_names)
             except (ValueError, AttributeError) as error:
                 self.get_logger().error(f"hardware backend: {error}")
                 return TransitionCallbackReturn.FAILURE

@@ -10,8 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-KUKA_JOINTS = [f"lbr_iiwa_joint_{i}" for i in range(1, 8)]
-"""Joint names of the iiwa in pybullet_data's URDF, base to flange."""
+
+def check_joint_map_lengths(names: list[str], scale: list[float], offset: list[float], command_order: list[str]) -> None:
+    """The hardware joint map's fields agree with its joint names (ValueError naming the field)."""
+    for field_name, values in (("joint_position_scale", scale), ("joint_position_offset", offset)):
+        if values and len(values) != len(names):
+            raise ValueError(f"{field_name} needs one value per joint ({len(names)}), got {len(values)}")
+    if command_order and sorted(command_order) != sorted(names):
+        raise ValueError("command_joint_order must be a permutation of joint_names")
 
 
 @dataclass
@@ -42,8 +48,9 @@ class GymBridgeConfig:
     """Simulation: hold each step while the learner (its training_stats) reports more updates owed
     than this, so a fast simulator cannot outrun the learner's update-to-data ratio; 0: never wait."""
     # -- hardware backend --
-    joint_names: list[str] = field(default_factory=lambda: list(KUKA_JOINTS))
-    """Hardware: the driver's names of the robot's joints, in the model's order (base to tip)."""
+    joint_names: list[str] = field(default_factory=list)
+    """Hardware: the driver's names of the robot's joints, in the model's order (base to tip); empty
+    means the mirrored robot's URDF joint names."""
     command_joint_order: list[str] = field(default_factory=list)
     """Hardware: joint order the command controller expects; empty means ``joint_names``."""
     joint_position_scale: list[float] = field(default_factory=list)
@@ -74,13 +81,9 @@ class GymBridgeConfig:
             raise ValueError(f"backend must be 'pybullet' or 'hardware', got {self.backend!r}")
         if self.command_interface not in ("forward_command", "trajectory"):
             raise ValueError("command_interface must be 'forward_command' or 'trajectory'")
-        n = len(self.joint_names)
-        for name in ("joint_position_scale", "joint_position_offset"):
-            values = getattr(self, name)
-            if values and len(values) != n:
-                raise ValueError(f"{name} needs one value per joint ({n}), got {len(values)}")
-        if self.command_joint_order and sorted(self.command_joint_order) != sorted(self.joint_names):
-            raise ValueError("command_joint_order must be a permutation of joint_names")
+        if self.joint_names:  # else the model's names, checked once the node knows them (JointMap)
+            check_joint_map_lengths(self.joint_names, self.joint_position_scale, self.joint_position_offset,
+                                    self.command_joint_order)
         if self.command_timeout < 0 or self.control_rate_hz < 0 or self.max_steps < 0:
             raise ValueError("command_timeout, control_rate_hz and max_steps must be >= 0")
 

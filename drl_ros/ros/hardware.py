@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from drl_ros.ros.configs import GymBridgeConfig
+from drl_ros.ros.configs import GymBridgeConfig, check_joint_map_lengths
 
 
 @dataclass
@@ -30,13 +30,19 @@ class JointMap:
     offset: np.ndarray
 
     @classmethod
-    def from_config(cls, config: GymBridgeConfig) -> JointMap:
-        n = len(config.joint_names)
+    def from_config(cls, config: GymBridgeConfig, model_names: list[str]) -> JointMap:
+        """The configured map; ``joint_names`` empty means the model's own (URDF) joint names."""
+        names = list(config.joint_names) or list(model_names)
+        if len(names) != len(model_names):
+            raise ValueError(f"joint_names needs {len(model_names)} names (the model's joints), got {len(names)}")
+        check_joint_map_lengths(names, config.joint_position_scale, config.joint_position_offset,
+                                config.command_joint_order)
+        n = len(names)
         scale = np.asarray(config.joint_position_scale or [1.0] * n, dtype=np.float64)
         offset = np.asarray(config.joint_position_offset or [0.0] * n, dtype=np.float64)
         if np.any(scale == 0.0):
             raise ValueError("joint_position_scale must not hold zeros")
-        return cls(list(config.joint_names), list(config.command_joint_order or config.joint_names), scale, offset)
+        return cls(names, list(config.command_joint_order or names), scale, offset)
 
     def model_state(self, names: list[str], position: Any, velocity: Any) -> tuple[np.ndarray, np.ndarray] | None:
         """Model-order (positions, velocities) from a JointState's fields; None if a joint is missing
@@ -99,6 +105,9 @@ class KinematicMirror:
         self.observation_space = self.core.observation_space
         self.legged = bool(getattr(self.robot, "floating_base", False))
         """A floating-base robot (quadruped): its observation needs the base state (IMU)."""
+        client = self.robot.sim.client
+        self.joint_names = [client.getJointInfo(self.robot.body, j)[1].decode() for j in self.robot.joint_indices]
+        """The model's (URDF) names of its controlled joints, in model order."""
 
     def sync(self, q: np.ndarray, qd: np.ndarray, base: BaseState | None = None) -> None:
         client = self.robot.sim.client

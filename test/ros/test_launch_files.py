@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 LAUNCH = ROOT / "launch"
@@ -80,3 +81,32 @@ def test_deploy_launch_puts_a_joint_shield_between_bridge_and_driver():
     for node in shields:
         node._perform_substitutions(context)
     assert sorted(n.expanded_node_namespace for n in shields) == ["/arm", "/arm/joint_shield"]
+
+
+def _parameters(node, context) -> dict:
+    """A launch_ros Node's parameter dicts with their substitutions performed (launch_ros wraps
+    values as YAML documents, read back here)."""
+    def text(v):
+        return "".join(s.perform(context) for s in v)
+
+    def value(v):
+        return yaml.safe_load(text(v)) if isinstance(v, tuple) and v and hasattr(v[0], "perform") else v
+    return {text(k): value(v) for d in node._Node__parameters for k, v in d.items()}
+
+
+def test_deploy_launch_mirrors_a_legged_robot_from_its_imu():
+    declared, nodes, context = _expand("deploy.launch.py", {"policy": "/tmp/policy.json", "robot": "a1",
+                                                            "task": "walk", "sim_driver": "true",
+                                                            "odometry_topic": "odom"})
+    assert {"imu_topic", "odometry_topic"} <= set(declared)
+    parameters = {n.node_executable: _parameters(n, context) for n in nodes}
+    assert parameters["gym_bridge"]["env_id"] == "drl_ros/A1Walk-v0"
+    assert (parameters["gym_bridge"]["imu_topic"], parameters["gym_bridge"]["odometry_topic"]) == ("imu", "odom")
+    assert parameters["sim_driver"]["robot"] == "a1"
+    # The action-mode shield bounds the walking policy's 12 joint actions, not the arm's 3.
+    assert list(parameters["safety_shield"]["action_low"]) == [-1.0] * 12
+
+
+def test_deploy_launch_refuses_an_unknown_robot_and_task():
+    with pytest.raises(ValueError, match="no env for robot"):
+        _expand("deploy.launch.py", {"policy": "/tmp/policy.json", "robot": "a1", "task": "reach"})
