@@ -185,19 +185,21 @@ def watch_hardware(node: Node, seconds: float, namespace: str, driver_topic: str
             "final_distances": [float(np.linalg.norm(from_array(o.final_observation)[20:23])) for o in ends]}
 
 
-def main() -> None:
+def run_command(functions: dict[str, Any]) -> None:
+    """A client script's entry point: ``python <script> <function> <kwargs.json>`` calls one of
+    ``functions`` with a fresh node and prints its JSON result."""
     command, args_file = sys.argv[1], sys.argv[2]
     with open(args_file) as f:
         kwargs = json.load(f)
     rclpy.init()
     node = rclpy.create_node(f"test_client_{command}")
     try:
-        result = globals()[command](node, **kwargs)
+        result = functions[command](node, **kwargs)
     finally:
         node.destroy_node()
-        rclpy.shutdown()
+        rclpy.try_shutdown()
     print(json.dumps(result))
 
 
 if __name__ == "__main__":
-    main()
+    run_command(globals())

@@ -8,7 +8,6 @@ compare with the shield's header stamps across processes on one machine.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import sys
 import time
@@ -28,7 +27,7 @@ from drl_ros.ros import qos
 from drl_ros.ros.conversions import from_array, to_f32_array
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from clients import call, wait_service
+from clients import call, run_command, wait_service
 
 
 def _stamp(header: Any) -> float:
@@ -445,19 +444,5 @@ def fuzz_services(node: Node, requests: int, obs_dim: int, action_dim: int, brid
     return result
 
 
-def main() -> None:
-    command, args_file = sys.argv[1], sys.argv[2]
-    with open(args_file) as f:
-        kwargs = json.load(f)
-    rclpy.init()
-    node = rclpy.create_node(f"test_client_{command}")
-    try:
-        result = globals()[command](node, **kwargs)
-    finally:
-        node.destroy_node()
-        rclpy.shutdown()
-    print(json.dumps(result))
-
-
 if __name__ == "__main__":
-    main()
+    run_command(globals())

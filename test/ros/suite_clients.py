@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import json
 import signal
-import sys
 import time
 from typing import Any
 
 import numpy as np
 import rclpy
-from clients import get_action, spin_for, wait_service
+from clients import get_action, run_command, spin_for, wait_service
 from drl_ros.msg import Action, ExperienceBatch, Observation, PolicyWeights, TrainingStats
 from drl_ros.srv import GetAction
 from rclpy.node import Node
@@ -221,19 +220,5 @@ def record_streams(node: Node, namespace: str) -> Any:
     return {"observations": observations, "stats": history}
 
 
-def main() -> None:
-    command, args_file = sys.argv[1], sys.argv[2]
-    with open(args_file) as f:
-        kwargs = json.load(f)
-    rclpy.init()
-    node = rclpy.create_node(f"test_client_{command}")
-    try:
-        result = globals()[command](node, **kwargs)
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    print(json.dumps(result))
-
-
 if __name__ == "__main__":
-    main()
+    run_command(globals())
