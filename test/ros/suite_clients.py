@@ -159,8 +159,9 @@ def watch_versions(node: Node, namespaces: list[str], seconds: float, min_transi
 
 
 def record_streams(node: Node, namespace: str) -> Any:
-    """Record a bridge's observations (with session and sequence) and the learner's statistics until
-    SIGTERM; then print them. The test kills and restarts nodes meanwhile.
+    """Record a bridge's observations (with session and sequence), the experience batches on
+    /experience (sessions and sequences only) and the learner's statistics until SIGTERM; then print
+    them. The test kills and restarts nodes meanwhile.
 
     The bridge runs with autostart off, and this recorder drives its lifecycle: configure, wait
     until the bridge's observation publisher is in the graph, then activate (the first observation
@@ -179,7 +180,17 @@ def record_streams(node: Node, namespace: str) -> Any:
                              "observation": from_array(m.observation).tolist(),
                              "next": from_array(m.final_observation if end else m.observation).tolist()})
 
+    batches: list[dict[str, int]] = []
+    streams: dict[tuple[int, int], int] = {}  # (collector session, bridge session) -> transitions sent
+
+    def on_experience(m: ExperienceBatch) -> None:
+        batches.append({"session": m.session, "bridge_session": m.bridge_session,
+                        "first_sequence": m.first_sequence, "count": m.count})
+        key = (m.session, m.bridge_session)
+        streams[key] = streams.get(key, 0) + m.count
+
     node.create_subscription(Observation, f"{namespace}/observation", on_observation, RECORD)
+    node.create_subscription(ExperienceBatch, "/experience", on_experience, RECORD)
     node.create_subscription(TrainingStats, "/training_stats", stats.append, qos.STATUS)
     stop = [False]
     signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__(0, True))
@@ -213,11 +224,17 @@ def record_streams(node: Node, namespace: str) -> Any:
             bring_up_bridge()
         if stats and time.monotonic() - last_progress > 0.5:
             last_progress = time.monotonic()
+            # Per stream (collector session, bridge session, in the order they appeared): what the
+            # collectors sent, so a test can tell when the learner must hold a new stream's data.
+            sent = list(streams.values())
             print(json.dumps({"progress": {"transitions": stats[-1].transitions_received,
-                                           "updates": stats[-1].updates}}), flush=True)
+                                           "updates": stats[-1].updates,
+                                           "collector_sessions": len({k[0] for k in streams}),
+                                           "bridge_sessions": len({k[1] for k in streams}),
+                                           "sent_before_latest_stream": sum(sent[:-1])}}), flush=True)
     history = [{"updates": s.updates, "transitions": s.transitions_received, "stream_resets": s.stream_resets,
                 "sources": dict(zip(s.sources, (int(v) for v in s.source_transitions)))} for s in stats]
-    return {"observations": observations, "stats": history}
+    return {"observations": observations, "stats": history, "batches": batches}
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,16 @@ class BackgroundClient:
                 raise AssertionError(f"{key} did not reach {at_least}: {self.progress()}\n" + self.graph.logs())
             time.sleep(0.2)
         return self.progress()
+
+    def wait_for(self, what: str, predicate: Callable[[dict[str, Any]], bool],
+                 timeout: float = 120.0) -> dict[str, Any]:
+        """Wait until ``predicate`` holds for the newest progress line; returns that line."""
+        deadline = time.monotonic() + timeout
+        while not (progress := self.progress()) or not predicate(progress):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"{what}: not reached: {progress}\n" + self.graph.logs())
+            time.sleep(0.2)
+        return progress
 
     def finish(self, timeout: float = 60.0) -> Any:
         self.proc.send_signal(signal.SIGTERM)

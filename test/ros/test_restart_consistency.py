@@ -6,6 +6,13 @@ recorder keeps every observation the bridge published, with its session and sequ
 run stops, the learner's checkpointed replay buffer is checked against that record: every stored
 transition is two consecutive observations of one bridge session (none pairs an observation of
 the old process with one of the new), the counts agree, and learning went on after the restarts.
+
+The restarts must reach the learner: after each, the test waits until the learner holds more
+transitions than every earlier stream sent (the recorder counts the batches on /experience), not
+merely more transitions in all. Under load, a learner-wide count can be made up by the killed
+process's batches still in flight, and a new process killed before any of its batches arrived
+starts no new stream at the learner. The buffer then holds the three streams (collector session,
+bridge session) and the learner must have counted a reset at the start of each.
 """
 
 import os
@@ -26,6 +33,13 @@ def _kill(proc) -> None:
     proc.wait()
 
 
+def _new_stream_learned(sessions_key: str, count: int):
+    """The ``count``-th collector or bridge session has begun, and the learner has taken 150 of its
+    transitions at least (more than every earlier stream sent: those can be in flight still)."""
+    return lambda p: (p.get(sessions_key, 0) >= count
+                      and p["transitions"] >= p["sent_before_latest_stream"] + 150)
+
+
 def test_collector_and_bridge_restarts_leave_only_whole_consistent_transitions(ros, tmp_path):
     run_dir = tmp_path / "run"
     recorder = BackgroundClient(ros, "record_streams", namespace=NS)
@@ -37,16 +51,16 @@ def test_collector_and_bridge_restarts_leave_only_whole_consistent_transitions(r
     ros.node("policy_server", {"seed": 0}, namespace=NS, remap={**SHARED, "raw_action": "command"})
     collector = ros.node("experience_collector", {"batch_size": 16}, namespace=NS, remap=SHARED)
     try:
-        first = recorder.wait_until("transitions", 200)
+        recorder.wait_until("transitions", 200)  # one stream so far: all of it from the first collector
         _kill(collector)
         time.sleep(1.0)  # the bridge and the server run on without a collector meanwhile
         ros.node("experience_collector", {"batch_size": 16}, namespace=NS, remap=SHARED)
-        second = recorder.wait_until("transitions", first["transitions"] + 150)
+        second = recorder.wait_for("the restarted collector's stream", _new_stream_learned("collector_sessions", 2))
         _kill(bridge)
         time.sleep(1.0)
         bridge = ros.node("gym_bridge", {"seed": 5, "publish_clock": False, "max_pending_updates": 50,
                                          "autostart": False}, namespace=NS, remap=SHARED)
-        recorder.wait_until("transitions", second["transitions"] + 150)
+        recorder.wait_for("the restarted bridge's stream", _new_stream_learned("bridge_sessions", 2))
         _kill(bridge)  # no observations the recorder would not see; the learner takes what is in flight
         time.sleep(1.0)
         record = recorder.finish()
@@ -73,15 +87,25 @@ def test_collector_and_bridge_restarts_leave_only_whole_consistent_transitions(r
             successor[(o["session"], o["sequence"] - 1)] = np.asarray(o["next"], np.float32).tobytes()
     assert len(sessions) == 2, "the restarted bridge must publish under a new session"
 
+    # Which collector session sent the transition starting at each (bridge session, sequence).
+    sender = {(b["bridge_session"], b["first_sequence"] + i): b["session"]
+              for b in record["batches"] for i in range(b["count"])}
+
     slots = np.flatnonzero(has_action[:filled])
     verified, unknown, contradicting = 0, 0, []
+    learned_streams: dict[tuple[int, int], int] = {}  # (collector session, bridge session) -> transitions
     for slot in slots:
         start, nxt = obs[slot].tobytes(), obs[slot + 1].tobytes()
         candidates = [k for k in where.get(start, []) if k in successor]
+        matching = [k for k in candidates if successor[k] == nxt]
         if not candidates:
             unknown += 1  # the recorder missed one of the two messages
-        elif any(successor[k] == nxt for k in candidates):
+        elif matching:
             verified += 1
+            for k in matching[:1]:
+                if k in sender:
+                    stream = (sender[k], k[0])
+                    learned_streams[stream] = learned_streams.get(stream, 0) + 1
         else:
             contradicting.append((int(slot), candidates))
     assert not contradicting, f"transitions not made of consecutive observations of one bridge: {contradicting[:5]}"
@@ -91,7 +115,11 @@ def test_collector_and_bridge_restarts_leave_only_whole_consistent_transitions(r
     assert learner["received"] == learner["replay_size"] == len(slots) == verified + unknown
     assert sum(s["transitions"] for s in learner["streams"].values()) == learner["received"]
     assert list(learner["streams"]) == [f"{NS}/experience_collector"]
-    assert learner["stream_resets"] >= 3  # the start, the collector's restart, the bridge's restart
+    # The buffer holds the first collector's stream of the first bridge, the restarted collector's of
+    # the first bridge and of the restarted one; each began with a reset (nothing continued across).
+    assert len(learned_streams) == 3, learned_streams
+    assert len({c for c, _ in learned_streams}) == 2 and len({b for _, b in learned_streams}) == 2, learned_streams
+    assert learner["stream_resets"] >= len(learned_streams), (learner["stream_resets"], learned_streams)
     # Learning went on after both restarts.
     history = record["stats"]
     assert history[-1]["updates"] > max(h["updates"] for h in history if h["transitions"] <= second["transitions"])
