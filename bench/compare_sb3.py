@@ -67,6 +67,19 @@ def load(algo: str, seed: int, steps: int, hidden: list[int] | None, log_every: 
     return load_train_config(REPO / "config" / CONFIGS[algo], overrides)
 
 
+def summarize_seeds(results: list[dict[str, Any]]) -> dict[str, float]:
+    """Mean and population std of the final returns over seeds, and the median steps/s."""
+    returns = [r["return"] for r in results]
+    return {"mean_return": statistics.mean(returns),
+            "std_return": statistics.pstdev(returns) if len(returns) > 1 else 0.0,
+            "median_steps_per_second": statistics.median(r["steps_per_second"] for r in results)}
+
+
+def throughput_ratio(summary: dict[str, Any]) -> float:
+    """Our median steps/s over theirs, from one algorithm's summary."""
+    return summary["drl_ros"]["median_steps_per_second"] / summary["sb3"]["median_steps_per_second"]
+
+
 def curve_at(ends: list[tuple[int, float]], grid: np.ndarray) -> list[float | None]:
     """Mean return of the last ``WINDOW`` episodes finished by each grid step (None before the first)."""
     out: list[float | None] = []
@@ -277,16 +290,11 @@ def main() -> int:
     for algo, impls in runs.items():
         summary[algo] = {"env": ENVS[algo], "steps": budgets[algo]}
         for impl, results in impls.items():
-            returns = [r["return"] for r in results]
-            sps = statistics.median(r["steps_per_second"] for r in results)
-            std = statistics.pstdev(returns) if len(returns) > 1 else 0.0
-            summary[algo][impl] = {"mean_return": statistics.mean(returns), "std_return": std,
-                                   "median_steps_per_second": sps}
+            row = summary[algo][impl] = summarize_seeds(results)
             name = impl if impl == "drl_ros" else ("sb3-contrib" if algo == "trpo" else "Stable-Baselines3")
             print(f"| {algo} | {ENVS[algo]}, {budgets[algo] // 1000} k | {name} | "
-                  f"{statistics.mean(returns):.1f} ± {std:.1f} | {sps:.0f} |")
-        ratio = summary[algo]["drl_ros"]["median_steps_per_second"] / summary[algo]["sb3"]["median_steps_per_second"]
-        summary[algo]["throughput_ratio"] = ratio
+                  f"{row['mean_return']:.1f} ± {row['std_return']:.1f} | {row['median_steps_per_second']:.0f} |")
+        ratio = summary[algo]["throughput_ratio"] = throughput_ratio(summary[algo])
         print(f"| {algo} | | ratio drl_ros / theirs | | {ratio:.2f}x |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -42,6 +41,8 @@ import torch
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from compare_sb3 import summarize_seeds, throughput_ratio  # bench/ is on sys.path: it is the script's folder
 
 from drl_ros.core.config import load_train_config
 from drl_ros.runtime.evaluation import EVAL_SEED_OFFSET, evaluate
@@ -137,15 +138,11 @@ def main() -> int:
     for algo, impls in runs.items():
         summary[algo] = {}
         for impl, results in impls.items():
-            returns = [r["return"] for r in results]
-            sps = statistics.median(r["steps_per_second"] for r in results)
-            std = statistics.pstdev(returns) if len(returns) > 1 else 0.0
-            summary[algo][impl] = {"mean_return": statistics.mean(returns), "std_return": std,
-                                   "median_steps_per_second": sps}
+            row = summary[algo][impl] = summarize_seeds(results)
             name = impl if impl == "drl_ros" else ("Stable-Baselines3" if algo == "dqn" else "sb3-contrib")
-            print(f"| {algo} | {name} | {statistics.mean(returns):.1f} ± {std:.1f} | {sps:.0f} |")
-        ratio = summary[algo]["drl_ros"]["median_steps_per_second"] / summary[algo]["sb3"]["median_steps_per_second"]
-        summary[algo]["throughput_ratio"] = ratio
+            print(f"| {algo} | {name} | {row['mean_return']:.1f} ± {row['std_return']:.1f} | "
+                  f"{row['median_steps_per_second']:.0f} |")
+        ratio = summary[algo]["throughput_ratio"] = throughput_ratio(summary[algo])
         print(f"| {algo} | ratio drl_ros / sb3 | | {ratio:.2f}x |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
