@@ -55,12 +55,9 @@ def _assert_bitwise_equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]
 
 
 def _straight(config: TrainConfig, run_dir: Path) -> dict[str, torch.Tensor]:
-    trainer = Trainer(config, run_dir, progress=False)
-    try:
+    with Trainer(config, run_dir, progress=False) as trainer:
         trainer.train()
         return _state(trainer)
-    finally:
-        trainer.close()
 
 
 def _killed_at(config: TrainConfig, run_dir: Path, steps: int) -> None:
@@ -82,12 +79,9 @@ def _killed_at(config: TrainConfig, run_dir: Path, steps: int) -> None:
 
 
 def _resumed(config: TrainConfig, run_dir: Path) -> dict[str, torch.Tensor]:
-    trainer = Trainer(config, run_dir, resume=True, progress=False)
-    try:
+    with Trainer(config, run_dir, resume=True, progress=False) as trainer:
         trainer.train()
         return _state(trainer)
-    finally:
-        trainer.close()
 
 
 SAC_SMALL = {"learning_starts": 100, "buffer_size": 2000, "hidden_sizes": [32, 32], "batch_size": 32}

@@ -241,11 +241,8 @@ def test_cli_exports_a_trained_run(tmp_path, capsys):
         "sac": {"learning_starts": 100, "buffer_size": 1000, "hidden_sizes": [32, 32], "batch_size": 32},
         "eval": {"every_steps": 0, "episodes": 1}, "checkpoint_every_steps": 0, "log_every_steps": 100,
     })
-    trainer = Trainer(config, run_dir, progress=False)
-    try:
+    with Trainer(config, run_dir, progress=False) as trainer:
         trainer.train()
-    finally:
-        trainer.close()
     capsys.readouterr()
     assert cli_main(["export", str(run_dir), "--format", "onnx"]) == 0
     out = capsys.readouterr().out

@@ -317,8 +317,7 @@ def test_trainer_drives_the_curriculum_of_the_training_envs_only(tmp_path: Path)
         "algorithm": "sac", "total_steps": 100, "seed": 0,
         "env": {"id": "drl_ros/PandaReach-v0", "kwargs": {"curriculum": curriculum}},
         "sac": {"hidden_sizes": [8]}, "eval": {"every_steps": 0, "episodes": 1}})
-    trainer = Trainer(config, tmp_path / "run", progress=False)
-    try:
+    with Trainer(config, tmp_path / "run", progress=False) as trainer:
         assert trainer.eval_env.unwrapped.curriculum_level == 1.0  # evaluation: the full task
         assert trainer.envs.get_attr("curriculum_level") == (0.0,)
 
@@ -350,11 +349,8 @@ def test_eval_video_records_a_rollout(tmp_path: Path, capsys: pytest.CaptureFixt
         "env": {"id": "drl_ros/PandaReach-v0",
                 "kwargs": {"render_width": 64, "render_height": 48, "max_episode_steps": 10}},
         "sac": {"hidden_sizes": [8]}, "eval": {"every_steps": 0, "episodes": 1}})
-    trainer = Trainer(config, run_dir, progress=False)
-    try:
+    with Trainer(config, run_dir, progress=False) as trainer:
         trainer.train()
-    finally:
-        trainer.close()
     capsys.readouterr()
     assert cli_main(["eval", str(run_dir), "--video", str(tmp_path / "rollout.gif")]) == 0
     assert "(10 frames)" in capsys.readouterr().out

@@ -22,11 +22,8 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 
 
 def _train(config: TrainConfig, run_dir: Path, resume: bool = False):
-    trainer = Trainer(config, run_dir, resume=resume, progress=False)
-    try:
+    with Trainer(config, run_dir, resume=resume, progress=False) as trainer:
         return trainer, trainer.train()
-    finally:
-        trainer.close()
 
 
 def test_ppo_solves_cartpole_within_100k_steps(tmp_path):
@@ -64,8 +61,7 @@ def test_resume_restores_the_checkpoint_and_continues_training(tmp_path):
     updates_before = first.algorithm.updates
     assert updates_before == 601  # one per env step from learning_starts on
 
-    resumed = Trainer(_small_sac_config(run_dir, 1400), run_dir, resume=True, progress=False)
-    try:
+    with Trainer(_small_sac_config(run_dir, 1400), run_dir, resume=True, progress=False) as resumed:
         # Everything learned so far is back: weights, optimizer moments, buffer, counters.
         for name, tensor in resumed.algorithm.critic.state_dict().items():
             torch.testing.assert_close(tensor, first.algorithm.critic.state_dict()[name])
@@ -74,8 +70,6 @@ def test_resume_restores_the_checkpoint_and_continues_training(tmp_path):
         assert resumed.steps == 800 and resumed.algorithm.updates == updates_before
         weight_before = resumed.algorithm.policy.actor.mean_head.weight.detach().clone()
         result = resumed.train()
-    finally:
-        resumed.close()
     assert result.steps == 1400
     assert resumed.algorithm.updates == updates_before + 600
     assert len(resumed.replay) == 1400

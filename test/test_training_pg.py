@@ -16,11 +16,8 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 
 
 def _train(config: TrainConfig, run_dir: Path):
-    trainer = Trainer(config, run_dir, progress=False)
-    try:
+    with Trainer(config, run_dir, progress=False) as trainer:
         return trainer, trainer.train()
-    finally:
-        trainer.close()
 
 
 @pytest.mark.parametrize(("name", "budget"), [("cartpole_a2c", 100_000), ("cartpole_reinforce", 100_000),
@@ -67,13 +64,10 @@ def test_td3_with_her_resumes_its_relabelling_state(tmp_path):
     first, result = _train(_td3_her_config(run_dir, 250), run_dir)
     assert result.steps == 250 and first.algorithm.updates == 151
     assert (first.replay.episode_end[:250, 0] >= 0).sum() == 250  # five whole 50-step episodes
-    resumed = Trainer(_td3_her_config(run_dir, 300), run_dir, resume=True, progress=False)
-    try:
+    with Trainer(_td3_her_config(run_dir, 300), run_dir, resume=True, progress=False) as resumed:
         np.testing.assert_array_equal(resumed.replay.episode_end, first.replay.episode_end)
         for name, tensor in resumed.algorithm.actor_target.state_dict().items():
             torch.testing.assert_close(tensor, first.algorithm.actor_target.state_dict()[name])
         assert resumed.algorithm.actor_updates == first.algorithm.actor_updates == 75
         result = resumed.train()
-    finally:
-        resumed.close()
     assert result.steps == 300 and resumed.algorithm.updates == 201

@@ -16,11 +16,8 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 def test_value_based_variant_solves_cartpole_within_50k_steps(tmp_path, config_name):
     config = load_train_config(CONFIG_DIR / f"{config_name}.yaml", ["stop.mean_return=475"])
     assert config.total_steps <= 50_000 and config.env.id == "CartPole-v1"
-    trainer = Trainer(config, tmp_path / "run", progress=False)
-    try:
+    with Trainer(config, tmp_path / "run", progress=False) as trainer:
         result = trainer.train()
-    finally:
-        trainer.close()
     print(f"{config_name}: {result.steps} env steps, {result.final_eval.summary() if result.final_eval else ''}")
     assert result.steps <= 50_000
     assert result.final_eval is not None and result.final_eval.mean_return >= 475.0, result.final_eval.summary()

@@ -93,11 +93,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"drl_ros: training {config.algorithm.upper()} on {config.env.id} for up to {config.total_steps} steps "
           f"({config.env.num_envs} env{'s' if config.env.num_envs > 1 else ''}, seed {config.seed}) -> {run_dir}",
           flush=True)
-    trainer = Trainer(config, run_dir, resume=bool(args.resume), progress=not args.no_progress)
-    try:
+    with Trainer(config, run_dir, resume=bool(args.resume), progress=not args.no_progress) as trainer:
         result = trainer.train()
-    finally:
-        trainer.close()
     if result.interrupted:
         print(f"Interrupted at step {result.steps}; checkpoint saved. Resume with: drl-ros train --resume {run_dir}")
     if result.final_eval is not None:

@@ -473,6 +473,12 @@ class Trainer:
         self.envs.close()
         self.eval_env.close()
 
+    def __enter__(self) -> Trainer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
 
 def load_run_config(run_dir: Path) -> TrainConfig:
     return load_config(TrainConfig, Path(run_dir) / "config.yaml")

@@ -200,11 +200,8 @@ def trained_reach_policy() -> Path:
             config = load_train_config(ROOT / "config" / "kuka_reach.yaml", ["eval.final_episodes=20"])
             run = cache / "embedded-run"
             shutil.rmtree(run, ignore_errors=True)
-            trainer = Trainer(config, run, progress=False)
-            try:
+            with Trainer(config, run, progress=False) as trainer:
                 result = trainer.train()
-            finally:
-                trainer.close()
             store_policy(result.policy_path.with_suffix(""))
     return stem
 
