@@ -302,6 +302,7 @@ class Trainer:
                 scalars["train/steps_per_second"] = float(postfix["sps"])
             scalars["train/skipped_updates"] = float(self.algorithm.skipped_updates)
             self.metrics.scalars(self.steps, scalars)
+            self.metrics.flush()  # so that a long run's metrics.csv can be followed while it trains
         if self._next_eval is not None and self.steps >= self._next_eval:
             self._next_eval = self.steps + self.config.eval.every_steps
             result = self.run_evaluation()
