@@ -38,14 +38,14 @@ from __future__ import annotations
 
 import math
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from drl_ros.core.shield.config import FAULT_REASONS, Reason, ShieldConfig
+from drl_ros.core.shield.config import Reason, ShieldConfig
 from drl_ros.core.shield.kinematics import SerialChain
 from drl_ros.core.shield.limits import JointLimits, LimitsError, parse_urdf_joints, tighten_limits, urdf_joint_limits
 
