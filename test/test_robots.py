@@ -211,6 +211,77 @@ def test_laikago_stands() -> None:
         env.close()
 
 
+def _trot_env(**gait: float) -> SuiteEnv:
+    return make_quadruped_env("a1", robot_kwargs={"gait": gait}, max_episode_steps=40,
+                              task_kwargs={"command_low": 0.55, "command_high": 0.55})
+
+
+def test_trot_gait_moves_diagonal_pairs_and_the_action_corrects_it() -> None:
+    env = _trot_env(frequency_hz=2.0)
+    try:
+        check_env(env, skip_render_check=True)
+        robot = env.robot
+        terms = _terms(env)
+        assert terms["gait_phase"] == slice(45, 47) and env.observation_space.shape == (51,)
+        obs, _ = env.reset(seed=0)
+        np.testing.assert_allclose(obs[terms["gait_phase"]], [0.0, 1.0])  # (sin, cos) of phase 0
+        stand = np.asarray(robot.model.stand_pose)
+        # Phase 0 at the reference speed: FR and RL at the back of their stride (thigh +0.35 rad),
+        # FL and RR at the front (-0.35 rad); no knee lift at the start of a swing.
+        offsets = np.array([0.0, 0.35, 0.0, 0.0, -0.35, 0.0, 0.0, -0.35, 0.0, 0.0, 0.35, 0.0])
+        action = np.linspace(-0.5, 0.5, 12)
+        np.testing.assert_allclose(robot.joint_targets(action), stand + offsets + 0.4 * action, atol=1e-12)
+        np.testing.assert_array_equal(robot.last_action, action)
+        step = 2 * np.pi * 2.0 / 40.0  # one 25 ms control step of a 2 Hz trot
+        assert robot.gait_phase == pytest.approx(step)
+        quarter = robot.gait.offsets(np.pi / 2, 1.0)  # mid-swing of FR and RL: thigh centred, knee flexed
+        np.testing.assert_allclose(quarter[[1, 2, 10, 11]], [0.0, -0.5, 0.0, -0.5], atol=1e-12)
+        np.testing.assert_allclose(quarter[[4, 5, 7, 8]], [0.0, 0.0, 0.0, 0.0], atol=1e-12)
+
+        obs, _ = env.reset(seed=0)  # a reset restarts the gait
+        for k in range(1, 4):
+            obs, *_ = env.step(np.zeros(12, np.float32))
+            np.testing.assert_allclose(obs[terms["gait_phase"]], [np.sin(k * step), np.cos(k * step)], atol=1e-6)
+        robot.set_gait_command(0.0)  # standing command: stepping in place, no stride
+        assert np.all(robot.gait.offsets(0.3, robot._gait_scale)[1::3] == 0.0)
+        robot.set_gait_command(10.0)  # a stride never grows beyond max_scale
+        assert robot._gait_scale == pytest.approx(robot.gait.max_scale)
+        gait = env.policy_contract()["joint_map"]["gait"]
+        assert gait["kind"] == "trot" and gait["frequency_hz"] == 2.0 and gait["phase_step_rad"] == pytest.approx(step)
+    finally:
+        env.close()
+
+
+def test_trot_gait_walks_on_its_own_and_the_hardware_mirror_commands_the_same_targets() -> None:
+    from drl_ros.ros.hardware import KinematicMirror
+
+    env, mirrored = _trot_env(), _trot_env()
+    try:
+        env.reset(seed=0)
+        mirror = KinematicMirror(mirrored)
+        mirror.new_goal(np.random.default_rng(0))
+        rng = np.random.default_rng(1)
+        for step in range(40):
+            action = (0.1 * rng.standard_normal(12)).astype(np.float32) if step % 2 else np.zeros(12, np.float32)
+            phase = env.robot.gait_phase
+            expected = env.robot.joint_targets(action)
+            env.robot.gait_phase = phase  # undo the advance: env.step applies the same action
+            env.step(action)
+            np.testing.assert_allclose(mirror.joint_targets(action), expected, atol=1e-12)
+        # The open-loop trot alone carries the robot forward on nominal physics (1 s, from rest).
+        assert env.task.mean_forward_speed(40 * env.sim.control_dt) > 0.2
+    finally:
+        env.close()
+        mirrored.close()
+
+
+def test_bad_gaits_are_refused() -> None:
+    with pytest.raises(ValueError, match="frequency_hz"):
+        _trot_env(frequency_hz=-1.0)
+    with pytest.raises(ConfigError, match="stride"):
+        _trot_env(stride=0.3)
+
+
 def _in(value: object, low: float, high: float) -> bool:
     values = np.asarray(value, dtype=np.float64)
     return bool(np.all((values >= low) & (values <= high)))
@@ -332,8 +403,6 @@ def test_trainer_drives_the_curriculum_of_the_training_envs_only(tmp_path: Path)
         episode(False)
         episode(False)
         assert trainer.envs.get_attr("curriculum_level") == (0.0,)
-    finally:
-        trainer.close()
 
 
 def test_eval_video_records_a_rollout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -137,6 +137,10 @@ class KinematicMirror:
         return obs, reward, bool(self.task.is_success(achieved, desired))
 
     def new_goal(self, rng: np.random.Generator) -> None:
+        """A new episode's task (a walking robot's gait restarts with it, as at a sim reset)."""
+        restart_gait = getattr(self.robot, "restart_gait", None)
+        if callable(restart_gait):
+            restart_gait()
         self.task.reset(rng)
 
     def joint_targets(self, action: np.ndarray) -> np.ndarray:
@@ -144,10 +148,9 @@ class KinematicMirror:
         robot = self.robot
         action = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
         if self.legged:
-            # A quadruped's action is a target around its stance; the observation's last-action
-            # term reports it, as in simulation.
-            robot.last_action = action
-            return np.clip(robot.rest_pose + robot.action_scale * action, robot.joint_lower, robot.joint_upper)
+            # The quadruped's own mapping: a target around its stance (plus its gait, if any),
+            # recorded as the observation's last action, as in simulation.
+            return robot.joint_targets(action)
         if robot.control == "ee_delta":
             target = robot.ee_position() + robot.max_ee_step * action
             joints = robot.inverse_kinematics(target, robot.ee_orientation)

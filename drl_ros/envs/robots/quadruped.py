@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 from gymnasium import spaces
@@ -10,7 +13,7 @@ from gymnasium import spaces
 from drl_ros.envs.robots.base import Robot
 from drl_ros.envs.sim import PyBulletSim, pybullet
 
-__all__ = ["A1", "LAIKAGO", "Quadruped", "QuadrupedModel"]
+__all__ = ["A1", "LAIKAGO", "Quadruped", "QuadrupedModel", "TrotGait"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,56 @@ LAIKAGO = QuadrupedModel(
 )
 
 
+@dataclass(frozen=True)
+class TrotGait:
+    """An open-loop trot that the policy's action is added to: a trajectory generator as in PMTG
+    (Iscen et al., 2018, "Policies Modulating Trajectory Generators"). PPO then learns
+    corrections to a walking motion instead of discovering a gait from falling over.
+
+    Diagonal legs (FR with RL, FL with RR) swing together, half a period apart. For a leg at
+    phase ``phi`` the targets move from the stance by::
+
+        thigh: + swing * cos(phi)          (forward while swinging, back while in stance)
+        knee:  - knee_lift * max(0, sin(phi))   (flexed to clear the floor while swinging)
+
+    with ``swing = thigh_swing * clip(v* / reference_speed, 0, max_scale)`` for the commanded
+    forward speed ``v*`` (zero: stepping in place). The defaults walk the A1 forward at about
+    0.55 m/s on their own, without falling, on nominal physics.
+    """
+
+    frequency_hz: float = 2.5
+    thigh_swing: float = 0.35
+    """Fore-aft thigh amplitude (rad) at ``reference_speed``."""
+    knee_lift: float = 0.5
+    """Extra knee flexion (rad) at mid-swing."""
+    reference_speed: float = 0.55
+    """Commanded speed (m/s) at which the thigh swings by ``thigh_swing``."""
+    max_scale: float = 1.5
+
+    def __post_init__(self) -> None:
+        for name in ("frequency_hz", "reference_speed", "max_scale"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0.0):
+                raise ValueError(f"gait.{name} must be a positive number, got {value!r}")
+        for name in ("thigh_swing", "knee_lift"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0.0):
+                raise ValueError(f"gait.{name} must be a number >= 0, got {value!r}")
+
+    LEG_PHASE_OFFSETS: ClassVar[tuple[float, ...]] = (0.0, math.pi, math.pi, 0.0)
+    """Per leg FR, FL, RR, RL: the diagonal pairs of a trot."""
+
+    def offsets(self, phase: float, speed_scale: float) -> np.ndarray:
+        """(12,) joint offsets from the stance at ``phase`` (rad) of the FR leg."""
+        out = np.zeros(12)
+        swing = self.thigh_swing * speed_scale
+        for leg, offset in enumerate(self.LEG_PHASE_OFFSETS):
+            phi = phase + offset
+            out[3 * leg + 1] = swing * math.cos(phi)
+            out[3 * leg + 2] = -self.knee_lift * max(0.0, math.sin(phi))
+        return out
+
+
 class Quadruped(Robot):
     """A free-floating quadruped whose 12 motors track joint-position targets through PD control.
 
@@ -66,6 +119,12 @@ class Quadruped(Robot):
         [9:21]  joint positions (rad)     [21:33] joint velocities (rad/s)
         [33:45] previous action
 
+    With a ``gait`` (:class:`TrotGait`, off by default) the targets are
+    ``stand_pose + gait offsets + action_scale * action``: the action corrects an open-loop trot
+    whose phase advances by one control step per action, and the observation gains
+    ``[45:47] gait_phase``, ``(sin, cos)`` of the phase the next action is applied at. A walking
+    task sets the trot's stride from its commanded speed (:meth:`set_gait_command`).
+
     :meth:`ee_position` reports the base position (named ``base_position`` in the policy
     contract). :meth:`has_fallen`: base below ``fall_height_fraction`` of the stance height or
     tilted more than ``fall_tilt`` radians.
@@ -80,9 +139,19 @@ class Quadruped(Robot):
 
     def __init__(self, sim: PyBulletSim, model: QuadrupedModel = A1, action_scale: float = 0.4,
                  position_gain: float = 0.3, velocity_gain: float = 1.0,
-                 fall_height_fraction: float = 0.55, fall_tilt: float = 1.0) -> None:
+                 fall_height_fraction: float = 0.55, fall_tilt: float = 1.0,
+                 gait: TrotGait | Mapping[str, Any] | None = None) -> None:
         super().__init__(sim)
         self.model = model
+        if gait is not None and not isinstance(gait, TrotGait):
+            from drl_ros.core.config_loading import load_config
+
+            gait = load_config(TrotGait, dict(gait), source_name="gait")
+        self.gait: TrotGait | None = gait
+        self.gait_phase = 0.0
+        self._gait_scale = 1.0
+        if gait is not None:
+            self.obs_terms = (*type(self).obs_terms, ("gait_phase", 2))
         self.action_scale = float(action_scale)
         self.position_gain, self.velocity_gain = float(position_gain), float(velocity_gain)
         self.fall_height = fall_height_fraction * model.stand_height
@@ -117,8 +186,9 @@ class Quadruped(Robot):
     @property
     def obs_bounds(self) -> tuple[np.ndarray, np.ndarray]:
         high_imu = np.concatenate([np.ones(3), np.full(3, 30.0), np.full(3, 10.0)])
-        low = np.concatenate([-high_imu, self.joint_lower - 0.1, -self.joint_max_velocities, -np.ones(12)])
-        high = np.concatenate([high_imu, self.joint_upper + 0.1, self.joint_max_velocities, np.ones(12)])
+        phase = np.ones(2 if self.gait is not None else 0)
+        low = np.concatenate([-high_imu, self.joint_lower - 0.1, -self.joint_max_velocities, -np.ones(12), -phase])
+        high = np.concatenate([high_imu, self.joint_upper + 0.1, self.joint_max_velocities, np.ones(12), phase])
         return low, high
 
     @property
@@ -131,7 +201,10 @@ class Quadruped(Robot):
                 "action_terms": list(self.model.motor_joints), "action_step": self.action_scale,
                 "action_step_unit": "rad from stand_pose", "stand_pose": list(self.model.stand_pose),
                 "pd": {"position_gain": self.position_gain, "velocity_gain": self.velocity_gain,
-                       "max_force_nm": self.model.max_force}}
+                       "max_force_nm": self.model.max_force},
+                "gait": None if self.gait is None else {
+                    "kind": "trot", **asdict(self.gait), "leg_phase_offsets": list(TrotGait.LEG_PHASE_OFFSETS),
+                    "phase_step_rad": self._phase_step()}}
 
     def neutral_action(self) -> np.ndarray:
         """Zero: hold the stance."""
@@ -143,7 +216,20 @@ class Quadruped(Robot):
         self.sim.set_base_pose(self.body, (0.0, 0.0, self.model.spawn_height))
         client.resetBaseVelocity(self.body, [0.0, 0.0, 0.0], [0.0, 0.0, 0.0])
         self.last_action = np.zeros(12)
+        self.restart_gait()
         self.set_joint_positions(self.rest_pose)
+
+    def restart_gait(self) -> None:
+        """Phase 0: the FR and RL legs start their swing with the next action."""
+        self.gait_phase = 0.0
+
+    def set_gait_command(self, forward_speed: float) -> None:
+        """Stride for a commanded forward speed (m/s); without a gait, nothing to set."""
+        if self.gait is not None:
+            self._gait_scale = float(np.clip(forward_speed / self.gait.reference_speed, 0.0, self.gait.max_scale))
+
+    def _phase_step(self) -> float:
+        return 2.0 * math.pi * self.gait.frequency_hz * self.sim.control_dt if self.gait is not None else 0.0
 
     def set_joint_positions(self, positions: np.ndarray) -> None:
         positions = np.clip(np.asarray(positions, dtype=np.float64), self.joint_lower, self.joint_upper)
@@ -155,11 +241,21 @@ class Quadruped(Robot):
         self._forces = (self.nominal_forces * np.asarray(scale, dtype=np.float64)).tolist()
 
     def set_action(self, action: np.ndarray) -> None:
+        self._command(self.joint_targets(action))
+
+    def joint_targets(self, action: np.ndarray) -> np.ndarray:
+        """The 12 joint targets for ``action``, clipped to the limits; records it as the last
+        action and advances the gait by one control step (for the simulated robot and for a
+        real one behind gym_bridge alike)."""
         action = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
         if action.shape != (12,):
             raise ValueError(f"expected action shape (12,), got {action.shape}")
         self.last_action = action
-        self._command(np.clip(self.rest_pose + self.action_scale * action, self.joint_lower, self.joint_upper))
+        targets = self.rest_pose + self.action_scale * action
+        if self.gait is not None:
+            targets = targets + self.gait.offsets(self.gait_phase, self._gait_scale)
+            self.gait_phase = (self.gait_phase + self._phase_step()) % (2.0 * math.pi)
+        return np.clip(targets, self.joint_lower, self.joint_upper)
 
     def track_joint_targets(self, targets: np.ndarray) -> None:
         """Hold ``targets`` (12 joint angles, clipped to the limits) with the PD motors, as
@@ -188,9 +284,10 @@ class Quadruped(Robot):
         rotation = self.base_rotation()
         linear, angular = self.base_velocity_world()
         states = self.sim.client.getJointStates(self.body, self.joint_indices)
+        phase = [math.sin(self.gait_phase), math.cos(self.gait_phase)] if self.gait is not None else []
         return np.concatenate([rotation.T @ np.array([0.0, 0.0, -1.0]), rotation.T @ angular,
                                rotation.T @ linear, [s[0] for s in states], [s[1] for s in states],
-                               self.last_action])
+                               self.last_action, phase])
 
     def ee_position(self) -> np.ndarray:
         return self.base_pose()[0]

@@ -57,6 +57,7 @@ class WalkTask(Task):
 
     def reset(self, np_random: np.random.Generator) -> None:
         self.command = self.level * float(np_random.uniform(self.command_low, self.command_high))
+        self.robot.set_gait_command(self.command)
         self._start = self.robot.base_pose()[0]
 
     def get_obs(self) -> np.ndarray:
