@@ -20,6 +20,7 @@ from drl_ros.core.algorithms.base import (
     ActorCriticNetworksConfig,
     OnPolicyAlgorithm,
     all_finite,
+    fused_adam,
     grads_finite,
     make_policy_and_value,
 )
@@ -85,7 +86,7 @@ class A2C(OnPolicyAlgorithm):
             self.optimizer: torch.optim.Optimizer = torch.optim.RMSprop(self._params, lr=config.learning_rate,
                                                                         alpha=0.99, eps=1e-5)
         else:
-            self.optimizer = torch.optim.Adam(self._params, lr=config.learning_rate)
+            self.optimizer = fused_adam(self._params, config.learning_rate)
 
     def modules(self) -> dict[str, nn.Module]:
         return {"policy": self.policy, "critic": self.critic}

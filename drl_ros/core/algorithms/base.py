@@ -121,7 +121,16 @@ def all_finite(*tensors: torch.Tensor) -> bool:
 
 
 def grads_finite(parameters: list[nn.Parameter]) -> bool:
-    return all(p.grad is None or bool(torch.isfinite(p.grad).all()) for p in parameters)
+    """No NaN or infinity in any gradient: one max-abs norm per tensor in a single foreach call
+    (NaN and infinity propagate through it; finite values cannot overflow it)."""
+    grads = [p.grad for p in parameters if p.grad is not None]
+    return not grads or bool(torch.stack(torch._foreach_norm(grads, float("inf"))).isfinite().all())
+
+
+def fused_adam(params: Any, lr: float, **kwargs: Any) -> torch.optim.Adam:
+    """Adam with its fused kernel: one call per step instead of about 13 small ops per parameter
+    tensor, a sizeable share of a small network's update on a CPU."""
+    return torch.optim.Adam(params, lr=lr, fused=True, **kwargs)
 
 
 def polyak_update(params: list[torch.Tensor], target_params: list[torch.Tensor], tau: float) -> None:

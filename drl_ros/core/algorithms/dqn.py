@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from drl_ros.core.algorithms.base import OffPolicyAlgorithm, polyak_update
+from drl_ros.core.algorithms.base import OffPolicyAlgorithm, fused_adam, polyak_update
 from drl_ros.core.buffers import ReplayBatch, ReplayBuffer
 from drl_ros.core.policy import Policy, PolicyStep
 from drl_ros.core.prioritized_replay import PrioritizedSampler, linear_schedule
@@ -161,9 +161,7 @@ class QLearningAlgorithm(OffPolicyAlgorithm):
                                     actor_kwargs={"dueling": config.dueling, **actor_kwargs})
         self.q_net: QValueActor = self.policy.actor  # type: ignore[assignment]
         self.q_target: QValueActor = copy.deepcopy(self.q_net).requires_grad_(False)
-        # fused: one kernel per parameter instead of a dozen; the step is a sizeable share of a
-        # small network's update on a CPU.
-        self.optimizer = torch.optim.Adam(self.q_net.parameters(), lr=config.learning_rate, fused=True)
+        self.optimizer = fused_adam(self.q_net.parameters(), config.learning_rate)
         self._params: list[torch.Tensor] = list(self.q_net.parameters())
         self._target_params: list[torch.Tensor] = list(self.q_target.parameters())
         self.sampler = PrioritizedSampler(config.priority_alpha, config.priority_epsilon) if config.prioritized \

@@ -21,6 +21,7 @@ from drl_ros.core.algorithms.base import (
     ActorCriticNetworksConfig,
     OnPolicyAlgorithm,
     all_finite,
+    fused_adam,
     grads_finite,
     make_policy_and_value,
 )
@@ -101,8 +102,8 @@ class Reinforce(OnPolicyAlgorithm):
         self.config = config
         self.policy, self.baseline = make_policy_and_value(observation_spec, action_spec, config)
         self._actor_params = list(self.policy.actor.parameters())
-        self.optimizer = torch.optim.Adam(self._actor_params, lr=config.learning_rate)
-        self.baseline_optimizer = torch.optim.Adam(self.baseline.parameters(), lr=config.baseline_learning_rate)
+        self.optimizer = fused_adam(self._actor_params, config.learning_rate)
+        self.baseline_optimizer = fused_adam(self.baseline.parameters(), config.baseline_learning_rate)
 
     def modules(self) -> dict[str, nn.Module]:
         return {"policy": self.policy, "baseline": self.baseline}

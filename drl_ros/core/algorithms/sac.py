@@ -17,6 +17,7 @@ from drl_ros.core.algorithms.base import (
     ContinuousOffPolicyConfig,
     OffPolicyAlgorithm,
     all_finite,
+    fused_adam,
     grads_finite,
     polyak_update,
 )
@@ -87,10 +88,9 @@ class SAC(OffPolicyAlgorithm):
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = nn.Parameter(torch.tensor(float(config.initial_alpha)).log())
         self.target_entropy = float(-act_dim if config.target_entropy is None else config.target_entropy)
-        # fused: one kernel per optimizer step instead of ~13 small ops per parameter tensor.
-        self.actor_optimizer = torch.optim.Adam(self.policy.actor.parameters(), lr=config.learning_rate, fused=True)
-        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=config.learning_rate, fused=True)
-        self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=config.learning_rate, fused=True)
+        self.actor_optimizer = fused_adam(self.policy.actor.parameters(), config.learning_rate)
+        self.critic_optimizer = fused_adam(self.critic.parameters(), config.learning_rate)
+        self.alpha_optimizer = fused_adam([self.log_alpha], config.learning_rate)
         self._critic_params = list(self.critic.parameters())
         self._target_params = list(self.critic_target.parameters())
         self._actor_params = list(self.policy.actor.parameters())

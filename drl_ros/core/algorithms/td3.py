@@ -24,6 +24,7 @@ from drl_ros.core.algorithms.base import (
     ContinuousOffPolicyConfig,
     OffPolicyAlgorithm,
     all_finite,
+    fused_adam,
     grads_finite,
     polyak_update,
 )
@@ -96,8 +97,8 @@ class TD3(OffPolicyAlgorithm):
         self.critic = EnsembleMLP(self.n_critics, observation_spec.dim + act_dim, config.hidden_sizes,
                                   config.activation)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.actor_optimizer = torch.optim.Adam(self.policy.actor.parameters(), lr=config.learning_rate)
-        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=config.learning_rate)
+        self.actor_optimizer = fused_adam(self.policy.actor.parameters(), config.learning_rate)
+        self.critic_optimizer = fused_adam(self.critic.parameters(), config.learning_rate)
         self._actor_params: list[torch.Tensor] = list(self.policy.actor.parameters())
         self._actor_target_params: list[torch.Tensor] = list(self.actor_target.parameters())
         self._critic_params: list[torch.Tensor] = list(self.critic.parameters())

@@ -21,7 +21,13 @@ from torch import nn
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from drl_ros.core.actors import Actor, CategoricalActor, GaussianActor
-from drl_ros.core.algorithms.base import ActorCriticNetworksConfig, OnPolicyAlgorithm, all_finite, make_policy_and_value
+from drl_ros.core.algorithms.base import (
+    ActorCriticNetworksConfig,
+    OnPolicyAlgorithm,
+    all_finite,
+    fused_adam,
+    make_policy_and_value,
+)
 from drl_ros.core.buffers import RolloutBatch
 from drl_ros.core.spaces import BoxSpec, SpaceSpec
 
@@ -152,7 +158,7 @@ class TRPO(OnPolicyAlgorithm):
         self.config = config
         self.policy, self.critic = make_policy_and_value(observation_spec, action_spec, config)
         self._actor_params = [p for p in self.policy.actor.parameters() if p.requires_grad]
-        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=config.learning_rate)
+        self.critic_optimizer = fused_adam(self.critic.parameters(), config.learning_rate)
 
     def modules(self) -> dict[str, nn.Module]:
         return {"policy": self.policy, "critic": self.critic}
