@@ -199,6 +199,21 @@ def test_quadruped_stands_and_falls(a1: SuiteEnv) -> None:
     assert "base_position" in names and "ee_position" not in names
 
 
+def test_walking_is_judged_along_the_heading_at_the_reset(a1: SuiteEnv) -> None:
+    obs, _ = a1.reset(seed=0)
+    task, client = a1.task, a1.sim.client
+    assert obs[a1.term_slices["heading_error"]] == pytest.approx([0.0], abs=1e-3)
+    # Turned a quarter left and walking at 0.5 m/s along the new heading (world +y): that is
+    # sideways for the task, so the forward term earns nothing for it.
+    a1.sim.set_base_pose(a1.robot.body, (0.0, 1.0, 0.27), client.getQuaternionFromEuler([0, 0, np.pi / 2]))
+    client.resetBaseVelocity(a1.robot.body, [0.0, 0.5, 0.0], [0.0, 0.0, 0.0])
+    np.testing.assert_allclose(task.get_achieved_goal(), [0.0, 0.5, 0.0], atol=1e-6)
+    assert task.heading_error() == pytest.approx(np.pi / 2)
+    assert task.mean_forward_speed(2.0) == pytest.approx(0.0, abs=1e-6)  # moved 1 m sideways
+    a1.sim.set_base_pose(a1.robot.body, (1.0, 0.0, 0.27), client.getQuaternionFromEuler([0, 0, -3.0]))
+    assert task.heading_error() == pytest.approx(-3.0) and task.mean_forward_speed(2.0) == pytest.approx(0.5)
+
+
 def test_laikago_stands() -> None:
     env = make_quadruped_env("laikago", max_episode_steps=30)
     try:
@@ -222,7 +237,7 @@ def test_trot_gait_moves_diagonal_pairs_and_the_action_corrects_it() -> None:
         check_env(env, skip_render_check=True)
         robot = env.robot
         terms = _terms(env)
-        assert terms["gait_phase"] == slice(45, 47) and env.observation_space.shape == (51,)
+        assert terms["gait_phase"] == slice(45, 47) and env.observation_space.shape == (52,)
         obs, _ = env.reset(seed=0)
         np.testing.assert_allclose(obs[terms["gait_phase"]], [0.0, 1.0])  # (sin, cos) of phase 0
         stand = np.asarray(robot.model.stand_pose)

@@ -12,18 +12,23 @@ __all__ = ["WalkTask"]
 
 
 class WalkTask(Task):
-    """Walk along the robot's heading at a commanded speed on flat ground.
+    """Walk straight ahead, along the heading the robot had at the reset, at a commanded speed on
+    flat ground.
 
     Each episode draws a commanded forward speed ``v*`` uniformly in
     ``level * [command_low, command_high]`` (``level`` is the curriculum level, 1 by default;
     lower levels ask for slower walking, level 0 for standing still).
 
-    Observation (:meth:`get_obs`): ``[v*]``, shape (1,).
+    Observation (:meth:`get_obs`), shape (2,): ``[v*, heading_error]``, the base's yaw minus its
+    yaw at the reset (rad, wrapped to [-pi, pi]; on a robot, from the IMU's orientation).
 
-    Goals, shape (3,): achieved ``[v_forward, v_lateral, yaw_rate]`` of the base in its heading
-    frame (m/s, m/s, rad/s), desired ``[v*, 0, 0]``. Reward per step (at most 1.5)::
+    Goals, shape (3,): achieved ``[v_forward, v_lateral, yaw_rate]`` of the base in the start
+    heading's frame (m/s, m/s, rad/s), desired ``[v*, 0, 0]``. Reward per step (at most 1.5)::
 
         exp(-4 (v_forward - v*)^2) + 0.5 exp(-4 (v_lateral^2 + yaw_rate^2))
+
+    Velocities are taken along the start heading, not the current one: a robot that turns away
+    walks less far forward and more sideways, so it cannot earn the reward by walking in a circle.
 
     A fall ends the episode (the env's ``terminated``), forfeiting the rest of the reward.
     Success (per episode, :meth:`episode_success`): no fall, and the mean forward speed since
@@ -31,7 +36,7 @@ class WalkTask(Task):
     """
 
     goal_dim: int = 3
-    obs_terms: tuple[tuple[str, int], ...] = (("command_forward_velocity", 1),)
+    obs_terms: tuple[tuple[str, int], ...] = (("command_forward_velocity", 1), ("heading_error", 1))
 
     def __init__(self, sim: PyBulletSim, robot: Quadruped, command_low: float = 0.3,
                  command_high: float = 0.8, speed_tolerance: float = 0.2,
@@ -47,28 +52,37 @@ class WalkTask(Task):
         self.level = 1.0
         self.command = self.command_high
         self._start = np.zeros(3)
+        self._start_yaw = 0.0
 
     def set_curriculum_level(self, level: float) -> None:
         self.level = float(np.clip(level, 0.0, 1.0))
 
     @property
     def obs_bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        return np.array([min(0.0, self.command_low)]), np.array([max(0.0, self.command_high)])
+        return (np.array([min(0.0, self.command_low), -np.pi]),
+                np.array([max(0.0, self.command_high), np.pi]))
 
     def reset(self, np_random: np.random.Generator) -> None:
         self.command = self.level * float(np_random.uniform(self.command_low, self.command_high))
         self.robot.set_gait_command(self.command)
         self._start = self.robot.base_pose()[0]
+        self._start_yaw = self._yaw()
 
     def get_obs(self) -> np.ndarray:
-        return np.array([self.command])
+        return np.array([self.command, self.heading_error()])
+
+    def _yaw(self) -> float:
+        rotation = self.robot.base_rotation()
+        return float(np.arctan2(rotation[1, 0], rotation[0, 0]))
+
+    def heading_error(self) -> float:
+        """Yaw since the reset (rad), wrapped to [-pi, pi]."""
+        return float(np.angle(np.exp(1j * (self._yaw() - self._start_yaw))))
 
     def heading_velocity(self) -> np.ndarray:
-        """``[forward, lateral, yaw rate]`` in the yaw-only heading frame of the base."""
-        rotation = self.robot.base_rotation()
-        yaw = np.arctan2(rotation[1, 0], rotation[0, 0])
+        """``[forward, lateral, yaw rate]`` of the base in the frame of its heading at the reset."""
         linear, angular = self.robot.base_velocity_world()
-        c, s = np.cos(yaw), np.sin(yaw)
+        c, s = np.cos(self._start_yaw), np.sin(self._start_yaw)
         return np.array([c * linear[0] + s * linear[1], -s * linear[0] + c * linear[1], angular[2]])
 
     def get_achieved_goal(self) -> np.ndarray:
@@ -94,10 +108,11 @@ class WalkTask(Task):
         return np.maximum(0.1, self.speed_tolerance * np.abs(command))
 
     def mean_forward_speed(self, elapsed_s: float) -> float:
-        """Mean speed along the start heading (x) over ``elapsed_s`` seconds since the reset."""
+        """Mean speed along the start heading over ``elapsed_s`` seconds since the reset."""
         if elapsed_s <= 0:
             return 0.0
-        return float((self.robot.base_pose()[0][0] - self._start[0]) / elapsed_s)
+        moved = self.robot.base_pose()[0][:2] - self._start[:2]
+        return float((np.cos(self._start_yaw) * moved[0] + np.sin(self._start_yaw) * moved[1]) / elapsed_s)
 
     def episode_success(self, elapsed_s: float) -> bool:
         """No fall, and the mean forward speed over the ``elapsed_s`` seconds of the episode so
