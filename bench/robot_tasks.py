@@ -6,6 +6,7 @@ target on fresh evaluation episodes. Not CI: these take minutes to hours of CPU.
     python bench/robot_tasks.py push  --out bench/results/robot_push_sac_her.json
     python bench/robot_tasks.py walk  --out bench/results/robot_a1_walk_ppo.json
     python bench/robot_tasks.py sort  --steps 5000          # a shorter budget, e.g. a smoke run
+    python bench/robot_tasks.py push  --set sac.batch_size=256   # a config override, as for drl-ros train
 
 Budgets and targets (written down here and in docs/robots.md):
 
@@ -78,19 +79,18 @@ def main() -> int:
     parser.add_argument("--episodes", type=int, default=100, help="final evaluation episodes")
     parser.add_argument("--run-dir", type=Path)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override, as for drl-ros train --set (repeatable)")
     args = parser.parse_args()
 
     config_name, budget, (metric, target) = TASKS[args.task]
     steps = args.steps or budget
     config = load_config(TrainConfig, ROOT / "config" / config_name,
-                         overrides=[f"total_steps={steps}", f"seed={args.seed}"])
+                         overrides=[f"total_steps={steps}", f"seed={args.seed}", *args.overrides])
     run_dir = args.run_dir or ROOT / "runs" / f"bench-{args.task}-{time.strftime('%Y%m%d-%H%M%S')}"
     start = time.perf_counter()
-    trainer = Trainer(config, run_dir, progress=False)
-    try:
+    with Trainer(config, run_dir, progress=False) as trainer:
         result = trainer.train()
-    finally:
-        trainer.close()
     wall = time.perf_counter() - start
     policy = Policy.load(run_dir / "policy")
     if args.task == "walk":
@@ -105,8 +105,8 @@ def main() -> int:
         measured = evaluation.to_dict()
         value = evaluation.success_rate or 0.0
         passed = value >= target
-    report = {"task": args.task, "config": config_name, "budget_steps": budget, "steps_trained": result.steps,
-              "wall_s": wall, "metric": metric, "target": target, "value": value, "passed": passed,
+    report = {"task": args.task, "config": config_name, "overrides": args.overrides, "budget_steps": budget,
+              "steps_trained": result.steps, "wall_s": wall, "metric": metric, "target": target, "value": value, "passed": passed,
               "evaluation": measured, "run_dir": str(run_dir)}
     print(json.dumps(report, indent=2))
     if args.out:
