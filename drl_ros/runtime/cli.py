@@ -82,14 +82,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         config_path = resolve_config(args.config or DEFAULT_CONFIG)
     config = load_config(TrainConfig, config_path, overrides=args.set or ())
-    if args.resume:
-        pass
-    elif args.run_dir:
-        run_dir = Path(args.run_dir)
-    elif config.run_dir:
-        run_dir = Path(config.run_dir)
-    else:
-        run_dir = Path("runs") / f"{config_path.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if not args.resume:  # a resumed run keeps its folder
+        if args.run_dir:
+            run_dir = Path(args.run_dir)
+        elif config.run_dir:
+            run_dir = Path(config.run_dir)
+        else:
+            run_dir = Path("runs") / f"{config_path.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     print(f"drl_ros: training {config.algorithm.upper()} on {config.env.id} for up to {config.total_steps} steps "
           f"({config.env.num_envs} env{'s' if config.env.num_envs > 1 else ''}, seed {config.seed}) -> {run_dir}",
           flush=True)
