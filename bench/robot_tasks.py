@@ -7,6 +7,7 @@ target on fresh evaluation episodes. Not CI: these take minutes to hours of CPU.
     python bench/robot_tasks.py walk  --out bench/results/robot_a1_walk_ppo.json
     python bench/robot_tasks.py sort  --steps 5000          # a shorter budget, e.g. a smoke run
     python bench/robot_tasks.py push  --set sac.batch_size=256   # a config override, as for drl-ros train
+    python bench/robot_tasks.py walk  --resume runs/bench-walk-<time> --steps 1500000   # train on, then check
 
 Budgets and targets (written down here and in docs/robots.md):
 
@@ -78,6 +79,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--episodes", type=int, default=100, help="final evaluation episodes")
     parser.add_argument("--run-dir", type=Path)
+    parser.add_argument("--resume", type=Path, metavar="RUN_DIR",
+                        help="continue that run from its last checkpoint (its own config, then --set and --steps)")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="config override, as for drl-ros train --set (repeatable)")
@@ -85,11 +88,16 @@ def main() -> int:
 
     config_name, budget, (metric, target) = TASKS[args.task]
     steps = args.steps or budget
-    config = load_config(TrainConfig, ROOT / "config" / config_name,
-                         overrides=[f"total_steps={steps}", f"seed={args.seed}", *args.overrides])
-    run_dir = args.run_dir or ROOT / "runs" / f"bench-{args.task}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if args.resume:
+        run_dir = args.resume
+        config = load_config(TrainConfig, run_dir / "config.yaml", overrides=[f"total_steps={steps}", *args.overrides])
+    else:
+        run_dir = args.run_dir or ROOT / "runs" / f"bench-{args.task}-{time.strftime('%Y%m%d-%H%M%S')}"
+        config = load_config(TrainConfig, ROOT / "config" / config_name,
+                             overrides=[f"total_steps={steps}", f"seed={args.seed}", *args.overrides])
     start = time.perf_counter()
-    with Trainer(config, run_dir, progress=False) as trainer:
+    with Trainer(config, run_dir, resume=bool(args.resume), progress=False) as trainer:
+        resumed_from = trainer.steps
         result = trainer.train()
     wall = time.perf_counter() - start
     policy = Policy.load(run_dir / "policy")
@@ -106,7 +114,7 @@ def main() -> int:
         value = evaluation.success_rate or 0.0
         passed = value >= target
     report = {"task": args.task, "config": config_name, "overrides": args.overrides, "budget_steps": budget,
-              "steps_trained": result.steps, "wall_s": wall, "metric": metric, "target": target, "value": value, "passed": passed,
+              "resumed_from_steps": resumed_from, "steps_trained": result.steps, "wall_s": wall, "metric": metric, "target": target, "value": value, "passed": passed,
               "evaluation": measured, "run_dir": str(run_dir)}
     print(json.dumps(report, indent=2))
     if args.out:
