@@ -36,6 +36,8 @@ ARGUMENTS = [
     ("imu_topic", "imu", "legged robots: the base IMU's sensor_msgs/Imu topic"),
     ("odometry_topic", "", ("legged robots: a state estimator's nav_msgs/Odometry topic (base velocity); "
                             "empty: none, the base linear velocity reads 0")),
+    ("env_kwargs", "{}", ("the env's keyword arguments as the policy was trained (a JSON object), e.g. "
+                          "'{\"robot_kwargs\": {\"gait\": {}}}' for a walking policy trained on the trot gait")),
     ("sim_driver", "false", "also start the simulated driver (PyBullet behind the driver topics)"),
     ("use_sim_time", "false", "nodes follow /clock"),
     ("joint_shield", "", ("shield YAML (config/shield/*.yaml) of a joint-mode shield between gym_bridge and "
@@ -62,7 +64,8 @@ def _nodes(context):
                           "command_interface": arg["command_interface"],
                           "command_topic": "joint_target" if joint_shield else arg["command_topic"],
                           "joint_states_topic": arg["joint_states_topic"], "imu_topic": arg["imu_topic"],
-                          "odometry_topic": arg["odometry_topic"], "use_sim_time": sim_time}]),
+                          "odometry_topic": arg["odometry_topic"], "env_kwargs": arg["env_kwargs"],
+                          "use_sim_time": sim_time}]),
         Node(package="drl_ros", executable="policy_server", namespace=namespace, output="screen",
              parameters=[{"policy_file": arg["policy"], "deterministic": True, "hot_swap": False,
                           "use_sim_time": sim_time}]),

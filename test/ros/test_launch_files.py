@@ -97,12 +97,14 @@ def _parameters(node, context) -> dict:
 def test_deploy_launch_mirrors_a_legged_robot_from_its_imu():
     declared, nodes, context = _expand("deploy.launch.py", {"policy": "/tmp/policy.json", "robot": "a1",
                                                             "task": "walk", "sim_driver": "true",
-                                                            "odometry_topic": "odom"})
+                                                            "odometry_topic": "odom",
+                                                            "env_kwargs": '{"robot_kwargs": {"gait": {}}}'})
     assert {"imu_topic", "odometry_topic"} <= set(declared)
     parameters = {n.node_executable: _parameters(n, context) for n in nodes}
     assert parameters["gym_bridge"]["env_id"] == "drl_ros/A1Walk-v0"
     assert (parameters["gym_bridge"]["imu_topic"], parameters["gym_bridge"]["odometry_topic"]) == ("imu", "odom")
     assert parameters["sim_driver"]["robot"] == "a1"
+    assert parameters["gym_bridge"]["env_kwargs"] == '{"robot_kwargs": {"gait": {}}}'  # as trained: the trot gait
     # The action-mode shield bounds the walking policy's 12 joint actions, not the arm's 3.
     assert list(parameters["safety_shield"]["action_low"]) == [-1.0] * 12
 
