@@ -137,10 +137,8 @@ class KinematicMirror:
         return obs, reward, bool(self.task.is_success(achieved, desired))
 
     def new_goal(self, rng: np.random.Generator) -> None:
-        """A new episode's task (a walking robot's gait restarts with it, as at a sim reset)."""
-        restart_gait = getattr(self.robot, "restart_gait", None)
-        if callable(restart_gait):
-            restart_gait()
+        """A new episode's task. A walking robot's gait goes on where it was: unlike a simulated
+        reset, the real robot is still mid-stride, and a phase jump would jerk its legs."""
         self.task.reset(rng)
 
     def joint_targets(self, action: np.ndarray) -> np.ndarray:
