@@ -19,6 +19,7 @@ import rclpy
 from drl_ros.msg import Action, Observation, PolicyWeights, ShieldStatus
 from drl_ros.srv import GetAction, ResetEnv, StepEnv
 from rclpy.node import Node
+from rclpy.qos import QoSProfile
 from sensor_msgs.msg import Imu, JointState
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
@@ -56,8 +57,11 @@ class Recorder:
         self.raw_actions: list[dict[str, Any]] = []
         self.commands: list[dict[str, Any]] = []
         self.joint_commands: list[list] = []
+        # A deep reader queue: the tests read every step's status, and a client starved for half a
+        # second on a busy machine would otherwise lose the oldest beyond the profile's depth of 10.
         node.create_subscription(ShieldStatus, "shield_status", lambda m: self.statuses.append(_status_record(m)),
-                                 qos.STATUS)
+                                 QoSProfile(history=qos.STATUS.history, depth=1000,
+                                            reliability=qos.STATUS.reliability, durability=qos.STATUS.durability))
         node.create_subscription(Action, "raw_action", self._on_raw, qos.COMMAND)
         node.create_subscription(Action, "command", self._on_command, qos.COMMAND)
         node.create_subscription(Float64MultiArray, "joint_command",
