@@ -79,11 +79,15 @@ class WalkTask(Task):
         """Yaw since the reset (rad), wrapped to [-pi, pi]."""
         return float(np.angle(np.exp(1j * (self._yaw() - self._start_yaw))))
 
+    def _along_start_heading(self, xy: np.ndarray) -> tuple[float, float]:
+        """A world-frame horizontal vector as (forward, lateral) along the heading at the reset."""
+        c, s = np.cos(self._start_yaw), np.sin(self._start_yaw)
+        return float(c * xy[0] + s * xy[1]), float(-s * xy[0] + c * xy[1])
+
     def heading_velocity(self) -> np.ndarray:
         """``[forward, lateral, yaw rate]`` of the base in the frame of its heading at the reset."""
         linear, angular = self.robot.base_velocity_world()
-        c, s = np.cos(self._start_yaw), np.sin(self._start_yaw)
-        return np.array([c * linear[0] + s * linear[1], -s * linear[0] + c * linear[1], angular[2]])
+        return np.array([*self._along_start_heading(linear), angular[2]])
 
     def get_achieved_goal(self) -> np.ndarray:
         return self.heading_velocity()
@@ -111,8 +115,8 @@ class WalkTask(Task):
         """Mean speed along the start heading over ``elapsed_s`` seconds since the reset."""
         if elapsed_s <= 0:
             return 0.0
-        moved = self.robot.base_pose()[0][:2] - self._start[:2]
-        return float((np.cos(self._start_yaw) * moved[0] + np.sin(self._start_yaw) * moved[1]) / elapsed_s)
+        forward, _ = self._along_start_heading(self.robot.base_pose()[0] - self._start)
+        return forward / elapsed_s
 
     def episode_success(self, elapsed_s: float) -> bool:
         """No fall, and the mean forward speed over the ``elapsed_s`` seconds of the episode so
