@@ -144,11 +144,11 @@ class KinematicMirror:
     def joint_targets(self, action: np.ndarray) -> np.ndarray:
         """Joint position targets for a normalized action, as the simulated robot computes them."""
         robot = self.robot
-        action = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
         if self.legged:
-            # The quadruped's own mapping: a target around its stance (plus its gait, if any),
-            # recorded as the observation's last action, as in simulation.
+            # The quadruped's own mapping (it clips the action): a target around its stance (plus
+            # its gait, if any), recorded as the observation's last action, as in simulation.
             return robot.joint_targets(action)
+        action = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
         if robot.control == "ee_delta":
             target = robot.ee_position() + robot.max_ee_step * action
             joints = robot.inverse_kinematics(target, robot.ee_orientation)
