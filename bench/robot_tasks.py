@@ -114,7 +114,8 @@ def main() -> int:
         value = evaluation.success_rate or 0.0
         passed = value >= target
     report = {"task": args.task, "config": config_name, "overrides": args.overrides, "budget_steps": budget,
-              "resumed_from_steps": resumed_from, "steps_trained": result.steps, "wall_s": wall, "metric": metric, "target": target, "value": value, "passed": passed,
+              "resumed_from_steps": resumed_from, "steps_trained": result.steps, "wall_s": wall,
+              "metric": metric, "target": target, "value": value, "passed": passed,
               "evaluation": measured, "run_dir": str(run_dir)}
     print(json.dumps(report, indent=2))
     if args.out:
