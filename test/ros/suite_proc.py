@@ -64,12 +64,8 @@ class BackgroundClient:
         return json.loads(lines[-1])["progress"] if lines else {}
 
     def wait_until(self, key: str, at_least: int, timeout: float = 120.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while self.progress().get(key, -1) < at_least:
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"{key} did not reach {at_least}: {self.progress()}\n" + self.graph.logs())
-            time.sleep(0.2)
-        return self.progress()
+        """Wait until the newest progress line's ``key`` is at least ``at_least``; returns that line."""
+        return self.wait_for(f"{key} >= {at_least}", lambda progress: progress.get(key, -1) >= at_least, timeout)
 
     def wait_for(self, what: str, predicate: Callable[[dict[str, Any]], bool],
                  timeout: float = 120.0) -> dict[str, Any]:
