@@ -13,6 +13,7 @@ import torch
 from drl_ros.core.algorithms.base import Algorithm
 from drl_ros.core.algorithms.ppo import PPO, PPOConfig
 from drl_ros.core.algorithms.sac import SAC, SACConfig
+from drl_ros.core.backprop import MLPBackprop
 from drl_ros.core.buffers import ReplayBuffer, RolloutBatch, compute_gae
 from drl_ros.core.spaces import BoxSpec
 
@@ -80,8 +81,21 @@ def test_sac_skips_a_batch_with_nan_rewards_and_keeps_every_state() -> None:
     assert sac.updates == updates + 1
 
 
+def _poison_gradients(net: MLPBackprop, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the first parameter gradient of ``net``'s backward pass NaN."""
+    backward = net.backward
+
+    def poisoned(*args: Any, **kwargs: Any) -> Any:
+        grads, grad_input = backward(*args, **kwargs)
+        if grads:
+            grads[0] = grads[0] * float("nan")
+        return grads, grad_input
+
+    monkeypatch.setattr(net, "backward", poisoned)
+
+
 @pytest.mark.parametrize("where", ["actor", "critic", "alpha"])
-def test_sac_skips_when_one_gradient_is_nan_and_steps_no_network(where: str) -> None:
+def test_sac_skips_when_one_gradient_is_nan_and_steps_no_network(where: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A NaN gradient in any one of the three learners leaves all three untouched (the critic
     is not stepped before the actor's gradient is known to be finite)."""
     sac, replay = _sac_and_buffer(1)
@@ -89,13 +103,11 @@ def test_sac_skips_when_one_gradient_is_nan_and_steps_no_network(where: str) -> 
         sac.learn(replay)
     before = _snapshot(sac)
     skipped = sac.skipped_updates
-    target = {"actor": next(sac.policy.actor.parameters()), "critic": next(sac.critic.parameters()),
-              "alpha": sac.log_alpha}[where]
-    handle = target.register_hook(lambda grad: grad * float("nan"))
-    try:
-        assert sac.learn(replay) == {"skipped": 1.0}
-    finally:
-        handle.remove()
+    if where == "alpha":
+        sac.target_entropy = float("nan")  # reaches the temperature's gradient alone
+    else:
+        _poison_gradients(sac._trunk if where == "actor" else sac._critic_net, monkeypatch)
+    assert sac.learn(replay) == {"skipped": 1.0}
     assert sac.skipped_updates == skipped + 1
     _assert_same(before, _snapshot(sac))
 
@@ -146,14 +158,11 @@ def test_ppo_skips_minibatches_with_nan_rewards_and_keeps_every_state() -> None:
     _assert_same(before, _snapshot(ppo))
 
 
-def test_ppo_skips_a_nan_gradient_and_steps_nothing() -> None:
+def test_ppo_skips_a_nan_gradient_and_steps_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     ppo, good = _ppo_rollout(3, nan_reward=False)
     ppo.update(good, np.random.default_rng(0))
     before = _snapshot(ppo)
-    handle = next(ppo.critic.parameters()).register_hook(lambda grad: grad * float("nan"))
-    try:
-        ppo.update(good, np.random.default_rng(0))
-    finally:
-        handle.remove()
+    _poison_gradients(ppo._critic_net, monkeypatch)
+    ppo.update(good, np.random.default_rng(0))
     assert ppo.skipped_updates == 16 and ppo.updates == 16
     _assert_same(before, _snapshot(ppo))

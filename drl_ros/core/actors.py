@@ -104,6 +104,19 @@ class GaussianActor(Actor):
         return log_prob, entropy
 
 
+def squashed_gaussian_log_prob(noise: torch.Tensor, log_std: torch.Tensor, pre_tanh: torch.Tensor) -> torch.Tensor:
+    """``log π(tanh(u))`` for ``u = mean + exp(log_std) · noise``, summed over action dimensions.
+
+    The Gaussian term is written in the standard-normal ``noise`` (what ``(u − mean) / std``
+    equals), so under the reparameterization its gradient is ``−1`` per ``log_std`` and ``0`` per
+    mean, as the math says, with no rounding from dividing by the std.
+    """
+    normal_log_prob = (-0.5 * noise.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+    # log(1 - tanh(u)^2) written in a form that stays finite for large |u|.
+    correction = (2.0 * (math.log(2.0) - pre_tanh - F.softplus(-2.0 * pre_tanh))).sum(-1)
+    return normal_log_prob - correction
+
+
 class SquashedGaussianActor(Actor):
     """Gaussian squashed by ``tanh`` into ``[-1, 1]`` with a state-dependent std (SAC).
 
@@ -127,14 +140,12 @@ class SquashedGaussianActor(Actor):
     def sample(self, obs: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         mean, log_std = self(obs)
         if deterministic:
+            noise = torch.zeros_like(mean)
             pre_tanh = mean
         else:
-            pre_tanh = mean + log_std.exp() * torch.randn_like(mean)
-        normal_log_prob = (-0.5 * ((pre_tanh - mean) / log_std.exp()).pow(2) - log_std
-                           - 0.5 * math.log(2 * math.pi)).sum(-1)
-        # log(1 - tanh(u)^2) written in a form that stays finite for large |u|.
-        correction = (2.0 * (math.log(2.0) - pre_tanh - F.softplus(-2.0 * pre_tanh))).sum(-1)
-        return torch.tanh(pre_tanh), normal_log_prob - correction
+            noise = torch.randn_like(mean)
+            pre_tanh = mean + log_std.exp() * noise
+        return torch.tanh(pre_tanh), squashed_gaussian_log_prob(noise, log_std, pre_tanh)
 
     def deterministic_action(self, obs: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self(obs)[0])

@@ -8,6 +8,7 @@ al., "The 37 Implementation Details of PPO").
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -19,10 +20,10 @@ from drl_ros.core.actors import CategoricalActor, GaussianActor
 from drl_ros.core.algorithms.base import (
     ActorCriticNetworksConfig,
     OnPolicyAlgorithm,
-    all_finite,
     fused_adam,
     make_policy_and_value,
 )
+from drl_ros.core.backprop import MLPBackprop, Tape, adam_step, all_finite_no_grad
 from drl_ros.core.buffers import RolloutBatch
 from drl_ros.core.spaces import BoxSpec, SpaceSpec
 
@@ -117,6 +118,10 @@ class PPO(OnPolicyAlgorithm):
         self._params = list(self.policy.actor.parameters()) + list(self.critic.parameters())
         # eps=1e-5 as in the reference PPO implementations (not Adam's 1e-8 default).
         self.optimizer = fused_adam(self._params, config.learning_rate, eps=1e-5)
+        actor = self.policy.actor
+        assert isinstance(actor, (CategoricalActor, GaussianActor))
+        self._actor_net = MLPBackprop(actor.logits_net if isinstance(actor, CategoricalActor) else actor.mean_net)
+        self._critic_net = MLPBackprop(self.critic)
         self.progress_remaining = 1.0
         """1 at the start of training, 0 at the end; drives the linear schedule."""
 
@@ -151,55 +156,121 @@ class PPO(OnPolicyAlgorithm):
             group["lr"] = cfg.learning_rate * scale
         clip_range = cfg.clip_range * scale if cfg.lr_schedule == "linear" else cfg.clip_range
         clip_range = max(clip_range, 1e-8)
-        actor = self.policy.actor
-        assert isinstance(actor, (CategoricalActor, GaussianActor))
         obs_all = self.policy.normalize(rollout.obs)
         total = rollout.obs.shape[0]
-        stats: dict[str, list[float]] = {"policy_loss": [], "value_loss": [], "entropy": [], "clip_fraction": [],
-                                         "approx_kl": []}
+        stats: dict[str, list[torch.Tensor]] = {"policy_loss": [], "value_loss": [], "entropy": [], "clip_fraction": [],
+                                                "approx_kl": []}
         stopped_early = False
         epochs_done = 0
         for _ in range(cfg.n_epochs):
             order = torch.from_numpy(rng.permutation(total))
             for start in range(0, total, cfg.batch_size):
                 idx = order[start:start + cfg.batch_size]
-                obs = obs_all[idx]
-                log_prob, entropy = actor.log_prob_entropy(obs, rollout.action[idx])
-                advantage = rollout.advantage[idx]
-                if cfg.normalize_advantage:
-                    advantage = normalize_advantages(advantage)
-                policy_loss, clip_fraction, approx_kl = compute_ppo_policy_loss(
-                    log_prob, rollout.log_prob[idx], advantage, clip_range)
-                if cfg.target_kl is not None and approx_kl.item() > 1.5 * cfg.target_kl:
+                step = self._minibatch_step(obs_all[idx], rollout.action[idx], rollout.log_prob[idx],
+                                            rollout.advantage[idx], rollout.returns[idx], rollout.value[idx], clip_range)
+                if step is None:
+                    self.skipped_updates += 1
+                    continue
+                if cfg.target_kl is not None and step["approx_kl"].item() > 1.5 * cfg.target_kl:
                     stopped_early = True
                     break
-                value = self.critic(obs).squeeze(-1)
-                value_loss = compute_ppo_value_loss(value, rollout.returns[idx], rollout.value[idx], cfg.clip_range_vf)
-                entropy_mean = entropy.mean()
-                loss = policy_loss + cfg.vf_coef * value_loss - cfg.ent_coef * entropy_mean
-                if not all_finite(loss):
-                    self.skipped_updates += 1
-                    continue
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                # The global norm is non-finite exactly when some gradient is: one check, not one per tensor.
-                grad_norm = nn.utils.clip_grad_norm_(self._params, cfg.max_grad_norm)
-                if not torch.isfinite(grad_norm):
-                    self.skipped_updates += 1
-                    continue
-                self.optimizer.step()
+                adam_step([(self.optimizer, step.pop("grads"))])
                 self.updates += 1
-                stats["policy_loss"].append(policy_loss.item())
-                stats["value_loss"].append(value_loss.item())
-                stats["entropy"].append(entropy_mean.item())
-                stats["clip_fraction"].append(clip_fraction.item())
-                stats["approx_kl"].append(approx_kl.item())
+                for name, value in step.items():
+                    stats[name].append(value)
             epochs_done += 1
             if stopped_early:
                 break
-        metrics = {name: float(np.mean(values)) if values else float("nan") for name, values in stats.items()}
+        actor = self.policy.actor
+        metrics = {name: torch.stack(values).mean().item() if values else float("nan") for name, values in stats.items()}
         metrics.update(epochs=float(epochs_done), learning_rate=cfg.learning_rate * scale,
                        stopped_early=float(stopped_early))
         if isinstance(actor, GaussianActor):
             metrics["std"] = float(actor.log_std.detach().exp().mean())
         return metrics
+
+    @torch.no_grad()
+    def _minibatch_step(self, obs: torch.Tensor, action: torch.Tensor, old_log_prob: torch.Tensor,
+                        advantage: torch.Tensor, returns: torch.Tensor, old_value: torch.Tensor,
+                        clip_range: float) -> dict[str, Any] | None:
+        """Gradients of ``policy_loss + vf_coef · value_loss − ent_coef · entropy`` on one minibatch,
+        clipped to ``max_grad_norm``, with the scalar metrics as tensors; None when the loss or the
+        gradient is not finite.
+
+        The losses are :func:`compute_ppo_policy_loss` and :func:`compute_ppo_value_loss`; their
+        gradients are written out by hand (:mod:`drl_ros.core.backprop`), which is what makes an
+        update of a small network several times cheaper than autograd on a CPU.
+        """
+        cfg = self.config
+        batch_size = obs.shape[0]
+        actor_out, actor_tape = self._actor_net.forward(obs)
+        log_prob, entropy, head = self._log_prob_entropy(actor_out, action)
+        if cfg.normalize_advantage:
+            advantage = normalize_advantages(advantage)
+        policy_loss, clip_fraction, approx_kl = compute_ppo_policy_loss(log_prob, old_log_prob, advantage, clip_range)
+        value_out, value_tape = self._critic_net.forward(obs)
+        value = value_out.squeeze(-1)
+        value_loss = compute_ppo_value_loss(value, returns, old_value, cfg.clip_range_vf)
+        entropy_mean = entropy.mean()
+        loss = policy_loss + cfg.vf_coef * value_loss - cfg.ent_coef * entropy_mean
+
+        # −mean(min(ρA, clip(ρ)A)): the gradient flows through ρ wherever the unclipped term is
+        # the smaller one (where they tie, ρ lies inside the clip range and both terms agree).
+        ratio = (log_prob - old_log_prob).exp()
+        grad_log_prob = -(advantage * ratio * (ratio * advantage <= ratio.clamp(1.0 - clip_range, 1.0 + clip_range)
+                                               * advantage)) / batch_size
+        actor_grads = self._log_prob_entropy_backward(actor_tape, head, grad_log_prob, -cfg.ent_coef / batch_size)
+        if cfg.clip_range_vf is None:
+            grad_value = -2.0 * cfg.vf_coef / batch_size * (returns - value)
+        else:
+            delta = value - old_value
+            clipped = old_value + delta.clamp(-cfg.clip_range_vf, cfg.clip_range_vf)
+            grad_value = -2.0 * cfg.vf_coef / batch_size * (returns - clipped) * (delta.abs() <= cfg.clip_range_vf)
+        critic_grads, _ = self._critic_net.backward(value_tape, grad_value.unsqueeze(-1))
+        grads = actor_grads + critic_grads
+        # clip_grad_norm_'s arithmetic: one global norm, every gradient scaled by min(1, max / norm).
+        grad_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+        if not all_finite_no_grad([loss, grad_norm]):
+            return None
+        torch._foreach_mul_(grads, (cfg.max_grad_norm / (grad_norm + 1e-6)).clamp(max=1.0))
+        return {"grads": grads, "policy_loss": policy_loss, "value_loss": value_loss, "entropy": entropy_mean,
+                "clip_fraction": clip_fraction, "approx_kl": approx_kl}
+
+    def _log_prob_entropy(self, actor_out: torch.Tensor, action: torch.Tensor
+                          ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...]]:
+        """``actor.log_prob_entropy`` from the network's output: ``(log_prob, entropy, what the
+        backward pass needs)``."""
+        actor = self.policy.actor
+        if isinstance(actor, CategoricalActor):
+            log_probs = torch.log_softmax(actor_out, dim=-1)
+            action = action.long().reshape(-1, 1)
+            probs = log_probs.exp()
+            entropy = -(probs * log_probs).sum(-1)
+            return log_probs.gather(-1, action).squeeze(-1), entropy, (log_probs, probs, entropy, action)
+        assert isinstance(actor, GaussianActor)
+        act_dim = actor_out.shape[-1]
+        z = (action - actor_out) * torch.exp(-actor.log_std)
+        log_norm = actor.log_std.sum() + 0.5 * math.log(2 * math.pi) * act_dim
+        log_prob = -0.5 * z.pow(2).sum(-1) - log_norm
+        entropy = (actor.log_std.sum() + (0.5 + 0.5 * math.log(2 * math.pi)) * act_dim).expand(actor_out.shape[0])
+        return log_prob, entropy, (z,)
+
+    def _log_prob_entropy_backward(self, tape: Tape, head: tuple[torch.Tensor, ...], grad_log_prob: torch.Tensor,
+                                   grad_entropy: float) -> list[torch.Tensor]:
+        """Actor gradients for ``grad_log_prob`` per sample plus ``grad_entropy`` per sample's entropy."""
+        actor = self.policy.actor
+        if isinstance(actor, CategoricalActor):
+            log_probs, probs, entropy, action = head
+            # d log p_a / d logits = onehot(a) − p;  d H / d logits = −p (log p + H).
+            grad_logits = -grad_log_prob.unsqueeze(-1) * probs
+            grad_logits.scatter_add_(-1, action, grad_log_prob.unsqueeze(-1))
+            if grad_entropy:
+                grad_logits -= grad_entropy * probs * (log_probs + entropy.unsqueeze(-1))
+            grads, _ = self._actor_net.backward(tape, grad_logits)
+            return grads
+        (z,) = head
+        std = actor.log_std.exp()
+        # log p = −½ Σ z² − Σ log σ − c with z = (a − μ)/σ: d/dμ = z/σ, d/dlog σ = z² − 1; H = Σ log σ + c.
+        grads, _ = self._actor_net.backward(tape, grad_log_prob.unsqueeze(-1) * z / std)
+        grad_log_std = (grad_log_prob.unsqueeze(-1) * (z.pow(2) - 1.0)).sum(0) + grad_entropy * z.shape[0]
+        return [grad_log_std, *grads]  # parameters() lists the actor's own log_std before its network's
