@@ -48,6 +48,6 @@ class DDPG(TD3):
     config: DDPGConfig  # type: ignore[assignment]
 
     def _target(self, batch: ReplayBatch, next_obs: torch.Tensor) -> torch.Tensor:
-        next_action = self.actor_target(next_obs)
-        next_q = self.critic_target(torch.cat([next_obs, next_action], dim=-1)).reshape(-1)
+        next_action = torch.tanh(self._actor_target_net.predict(next_obs))
+        next_q = self._critic_target_net.predict(torch.cat([next_obs, next_action], dim=-1)).reshape(-1)
         return compute_ddpg_target(batch.reward, batch.discount, next_q)

@@ -23,11 +23,10 @@ from drl_ros.core.actors import DeterministicActor
 from drl_ros.core.algorithms.base import (
     ContinuousOffPolicyConfig,
     OffPolicyAlgorithm,
-    all_finite,
     fused_adam,
-    grads_finite,
     polyak_update,
 )
+from drl_ros.core.backprop import MLPBackprop, adam_step, all_finite_no_grad
 from drl_ros.core.buffers import ReplayBatch
 from drl_ros.core.networks import EnsembleMLP
 from drl_ros.core.policy import Policy, PolicyStep
@@ -104,6 +103,10 @@ class TD3(OffPolicyAlgorithm):
         self._critic_params: list[torch.Tensor] = list(self.critic.parameters())
         self._critic_target_params: list[torch.Tensor] = list(self.critic_target.parameters())
         self._policy_delay = getattr(config, "policy_delay", 1)
+        self._actor_net = MLPBackprop(self.policy.actor.net)
+        self._actor_target_net = MLPBackprop(self.actor_target.net)
+        self._critic_net = MLPBackprop(self.critic.net)
+        self._critic_target_net = MLPBackprop(self.critic_target.net)
         self.actor_updates = 0
         """Actor steps so far (``updates`` counts critic steps; the actor moves on every
         ``policy_delay``-th)."""
@@ -136,50 +139,51 @@ class TD3(OffPolicyAlgorithm):
 
     def _target(self, batch: ReplayBatch, next_obs: torch.Tensor) -> torch.Tensor:
         cfg = self.config
-        next_action = self.actor_target(next_obs)
+        next_action = torch.tanh(self._actor_target_net.predict(next_obs))
         if self.smoothing:
             noise = cfg.target_policy_noise * torch.randn_like(next_action)
             next_action = compute_td3_target_action(next_action, noise, cfg.target_noise_clip)
-        next_q = self.critic_target(torch.cat([next_obs, next_action], dim=-1)).reshape(self.n_critics, -1)
+        next_q = self._critic_target_net.predict(torch.cat([next_obs, next_action], dim=-1)).reshape(self.n_critics, -1)
         return compute_td3_target(batch.reward, batch.discount, next_q)
 
+    @torch.no_grad()
     def update(self, batch: ReplayBatch) -> dict[str, float]:
-        """One critic step; every ``policy_delay``-th call also an actor step and the Polyak updates."""
+        """One critic step; every ``policy_delay``-th call also an actor step and the Polyak updates.
+
+        Gradients are written out by hand (:mod:`drl_ros.core.backprop`): the same arithmetic as
+        autograd on :func:`compute_td3_critic_loss` and :func:`compute_td3_actor_loss`.
+        """
         policy = self.policy
         obs = policy.normalize(batch.obs)
         next_obs = policy.normalize(batch.next_obs)
-        with torch.no_grad():
-            target = self._target(batch, next_obs)
-        q = self.critic(torch.cat([obs, batch.action], dim=-1)).reshape(self.n_critics, -1)
+        batch_size, obs_dim = obs.shape
+        target = self._target(batch, next_obs)
+        q, critic_tape = self._critic_net.forward(torch.cat([obs, batch.action], dim=-1))
+        q = q.reshape(self.n_critics, -1)
         critic_loss = compute_td3_critic_loss(q, target)
-        if not all_finite(critic_loss):
+        critic_grads, _ = self._critic_net.backward(critic_tape, (2.0 / batch_size * (q - target)).unsqueeze(-1))
+        if not all_finite_no_grad([critic_loss, *critic_grads]):
             self.skipped_updates += 1
             return {"skipped": 1.0}
-        self.critic_optimizer.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        if not grads_finite(list(self.critic.parameters())):
-            self.skipped_updates += 1
-            return {"skipped": 1.0}
-        self.critic_optimizer.step()
+        adam_step([(self.critic_optimizer, critic_grads)])
         self.updates += 1
         metrics = {"critic_loss": critic_loss.item(), "q": q.mean().item()}
         if self.updates % self._policy_delay:
             return metrics
-
-        # The actor's loss differentiates through the first critic, but only the actor may move.
-        self.critic.requires_grad_(False)
-        q_new = self.critic(torch.cat([obs, policy.actor.deterministic_action(obs)], dim=-1)).reshape(self.n_critics, -1)
-        actor_loss = compute_td3_actor_loss(q_new[0])
-        self.critic.requires_grad_(True)
-        if not all_finite(actor_loss):
+        # −mean Q_1(s, μ(s)): the first critic's input gradient (the critics do not move).
+        pre_tanh, actor_tape = self._actor_net.forward(obs)
+        action = torch.tanh(pre_tanh)
+        q_new, q_new_tape = self._critic_net.forward(torch.cat([obs, action], dim=-1))
+        actor_loss = compute_td3_actor_loss(q_new[0].reshape(-1))
+        grad_q_new = torch.zeros_like(q_new)
+        grad_q_new[0] = -1.0 / batch_size
+        _, grad_input = self._critic_net.backward(q_new_tape, grad_q_new, param_grads=False, input_grad=True)
+        assert grad_input is not None
+        actor_grads, _ = self._actor_net.backward(actor_tape, grad_input[:, obs_dim:] * (1.0 - action.pow(2)))
+        if not all_finite_no_grad([actor_loss, *actor_grads]):
             self.skipped_updates += 1
             return metrics
-        self.actor_optimizer.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        if not grads_finite(list(self.policy.actor.parameters())):
-            self.skipped_updates += 1
-            return metrics
-        self.actor_optimizer.step()
+        adam_step([(self.actor_optimizer, actor_grads)])
         polyak_update(self._critic_params, self._critic_target_params, self.config.tau)
         polyak_update(self._actor_params, self._actor_target_params, self.config.tau)
         self.actor_updates += 1
