@@ -247,7 +247,9 @@ def test_trot_gait_moves_diagonal_pairs_and_the_action_corrects_it() -> None:
         action = np.linspace(-0.5, 0.5, 12)
         np.testing.assert_allclose(robot.joint_targets(action), stand + offsets + 0.4 * action, atol=1e-12)
         np.testing.assert_array_equal(robot.last_action, action)
+        assert robot.gait_phase == 0.0  # computing targets does not move the gait on
         step = 2 * np.pi * 2.0 / 40.0  # one 25 ms control step of a 2 Hz trot
+        robot.advance_gait()
         assert robot.gait_phase == pytest.approx(step)
         quarter = robot.gait.offsets(np.pi / 2, 1.0)  # mid-swing of FR and RL: thigh centred, knee flexed
         np.testing.assert_allclose(quarter[[1, 2, 10, 11]], [0.0, -0.5, 0.0, -0.5], atol=1e-12)
@@ -278,11 +280,14 @@ def test_trot_gait_walks_on_its_own_and_the_hardware_mirror_commands_the_same_ta
         rng = np.random.default_rng(1)
         for step in range(40):
             action = (0.1 * rng.standard_normal(12)).astype(np.float32) if step % 2 else np.zeros(12, np.float32)
-            phase = env.robot.gait_phase
             expected = env.robot.joint_targets(action)
-            env.robot.gait_phase = phase  # undo the advance: env.step applies the same action
             env.step(action)
+            if step % 5 == 0:
+                # A command superseded within the same control step: the gait must not move twice.
+                mirror.joint_targets(-action)
             np.testing.assert_allclose(mirror.joint_targets(action), expected, atol=1e-12)
+            mirror.control_step_done()
+            assert mirror.robot.gait_phase == pytest.approx(env.robot.gait_phase)
         # The open-loop trot alone carries the robot forward on nominal physics (1 s, from rest).
         assert env.task.mean_forward_speed(40 * env.sim.control_dt) > 0.2
     finally:

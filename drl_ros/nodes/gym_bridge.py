@@ -389,6 +389,9 @@ class GymBridge(LifecycleNode):
             return
         stamp, joints, base = self._measured_state()
         self.mirror.sync(*joints, base)
+        if self._applied is not None:
+            # Before observing: the observation carries the gait phase of the next action.
+            self.mirror.control_step_done()
         obs, reward, success = self.mirror.observe()
         info = {"is_success": success}
         step = None

@@ -141,6 +141,12 @@ class KinematicMirror:
         reset, the real robot is still mid-stride, and a phase jump would jerk its legs."""
         self.task.reset(rng)
 
+    def control_step_done(self) -> None:
+        """A control step has passed since an action was applied: a walking robot's gait moves on
+        by one step, as in simulation, however many commands the step saw."""
+        if self.legged:
+            self.robot.advance_gait()
+
     def joint_targets(self, action: np.ndarray) -> np.ndarray:
         """Joint position targets for a normalized action, as the simulated robot computes them."""
         robot = self.robot

@@ -243,11 +243,13 @@ class Quadruped(Robot):
 
     def set_action(self, action: np.ndarray) -> None:
         self._command(self.joint_targets(action))
+        self.advance_gait()
 
     def joint_targets(self, action: np.ndarray) -> np.ndarray:
-        """The 12 joint targets for ``action``, clipped to the limits; records it as the last
-        action and advances the gait by one control step (for the simulated robot and for a
-        real one behind gym_bridge alike)."""
+        """The 12 joint targets for ``action`` at the gait's current phase, clipped to the limits;
+        records it as the last action (for the simulated robot and for a real one behind
+        gym_bridge alike). The phase moves on only with :meth:`advance_gait`, once per control
+        step, however many commands a step sees."""
         action = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
         if action.shape != (12,):
             raise ValueError(f"expected action shape (12,), got {action.shape}")
@@ -255,8 +257,12 @@ class Quadruped(Robot):
         targets = self.rest_pose + self.action_scale * action
         if self.gait is not None:
             targets = targets + self.gait.offsets(self.gait_phase, self._gait_scale)
-            self.gait_phase = (self.gait_phase + self._phase_step()) % (2.0 * math.pi)
         return np.clip(targets, self.joint_lower, self.joint_upper)
+
+    def advance_gait(self) -> None:
+        """One control step of the gait's phase (nothing without a gait)."""
+        if self.gait is not None:
+            self.gait_phase = (self.gait_phase + self._phase_step()) % (2.0 * math.pi)
 
     def track_joint_targets(self, targets: np.ndarray) -> None:
         """Hold ``targets`` (12 joint angles, clipped to the limits) with the PD motors, as
