@@ -208,7 +208,7 @@ def test_ppo_minibatch_gradients_match_autograd(discrete: bool, options: dict[st
     old_log_prob = log_prob + 0.4 * torch.randn(64)
     advantage, returns, old_value = torch.randn(64), torch.randn(64), 0.2 * torch.randn(64)
     expected = _autograd_ppo_gradients(ppo, obs, action, old_log_prob, advantage, returns, old_value)
-    step = ppo._minibatch_step(obs, action, old_log_prob, advantage, returns, old_value, 0.2)
+    step = ppo._minibatch_step(obs, action, old_log_prob, normalize_advantages(advantage), returns, old_value, 0.2)
     assert step is not None
     assert len(step["grads"]) == len(expected)
     for ours, theirs in zip(step["grads"], expected):

@@ -9,6 +9,7 @@ al., "The 37 Implementation Details of PPO").
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -122,6 +123,7 @@ class PPO(OnPolicyAlgorithm):
         assert isinstance(actor, (CategoricalActor, GaussianActor))
         self._actor_net = MLPBackprop(actor.logits_net if isinstance(actor, CategoricalActor) else actor.mean_net)
         self._critic_net = MLPBackprop(self.critic)
+        self._param_sizes = [p.numel() for p in self._params]
         self.progress_remaining = 1.0
         """1 at the start of training, 0 at the end; drives the linear schedule."""
 
@@ -162,12 +164,13 @@ class PPO(OnPolicyAlgorithm):
                                                 "approx_kl": []}
         stopped_early = False
         epochs_done = 0
+        # A minibatch that holds the whole rollout: its order cannot change its gradient, so it is
+        # neither shuffled nor gathered again every epoch.
+        whole = (obs_all, rollout.action, rollout.log_prob, self._advantage(rollout.advantage), rollout.returns,
+                 rollout.value) if cfg.batch_size >= total else None
         for _ in range(cfg.n_epochs):
-            order = torch.from_numpy(rng.permutation(total))
-            for start in range(0, total, cfg.batch_size):
-                idx = order[start:start + cfg.batch_size]
-                step = self._minibatch_step(obs_all[idx], rollout.action[idx], rollout.log_prob[idx],
-                                            rollout.advantage[idx], rollout.returns[idx], rollout.value[idx], clip_range)
+            for minibatch in [whole] if whole is not None else self._minibatches(rollout, obs_all, rng):
+                step = self._minibatch_step(*minibatch, clip_range)
                 if step is None:
                     self.skipped_updates += 1
                     continue
@@ -189,12 +192,25 @@ class PPO(OnPolicyAlgorithm):
             metrics["std"] = float(actor.log_std.detach().exp().mean())
         return metrics
 
+    def _minibatches(self, rollout: RolloutBatch, obs_all: torch.Tensor, rng: np.random.Generator
+                     ) -> Iterator[tuple[torch.Tensor, ...]]:
+        """One epoch's shuffled minibatches: (obs, action, log_prob, advantage, returns, value)."""
+        total = obs_all.shape[0]
+        order = torch.from_numpy(rng.permutation(total))
+        for start in range(0, total, self.config.batch_size):
+            idx = order[start:start + self.config.batch_size]
+            yield (obs_all[idx], rollout.action[idx], rollout.log_prob[idx], self._advantage(rollout.advantage[idx]),
+                   rollout.returns[idx], rollout.value[idx])
+
+    def _advantage(self, advantage: torch.Tensor) -> torch.Tensor:
+        return normalize_advantages(advantage) if self.config.normalize_advantage else advantage
+
     @torch.no_grad()
     def _minibatch_step(self, obs: torch.Tensor, action: torch.Tensor, old_log_prob: torch.Tensor,
                         advantage: torch.Tensor, returns: torch.Tensor, old_value: torch.Tensor,
                         clip_range: float) -> dict[str, Any] | None:
-        """Gradients of ``policy_loss + vf_coef · value_loss − ent_coef · entropy`` on one minibatch,
-        clipped to ``max_grad_norm``, with the scalar metrics as tensors; None when the loss or the
+        """Gradients of ``policy_loss + vf_coef · value_loss − ent_coef · entropy`` on one minibatch
+        (its advantages already normalized when the config asks), clipped to ``max_grad_norm``, with the scalar metrics as tensors; None when the loss or the
         gradient is not finite.
 
         The losses are :func:`compute_ppo_policy_loss` and :func:`compute_ppo_value_loss`; their
@@ -205,8 +221,6 @@ class PPO(OnPolicyAlgorithm):
         batch_size = obs.shape[0]
         actor_out, actor_tape = self._actor_net.forward(obs)
         log_prob, entropy, head = self._log_prob_entropy(actor_out, action)
-        if cfg.normalize_advantage:
-            advantage = normalize_advantages(advantage)
         policy_loss, clip_fraction, approx_kl = compute_ppo_policy_loss(log_prob, old_log_prob, advantage, clip_range)
         value_out, value_tape = self._critic_net.forward(obs)
         value = value_out.squeeze(-1)
@@ -227,12 +241,14 @@ class PPO(OnPolicyAlgorithm):
             clipped = old_value + delta.clamp(-cfg.clip_range_vf, cfg.clip_range_vf)
             grad_value = -2.0 * cfg.vf_coef / batch_size * (returns - clipped) * (delta.abs() <= cfg.clip_range_vf)
         critic_grads, _ = self._critic_net.backward(value_tape, grad_value.unsqueeze(-1))
-        grads = actor_grads + critic_grads
-        # clip_grad_norm_'s arithmetic: one global norm, every gradient scaled by min(1, max / norm).
-        grad_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+        # clip_grad_norm_'s arithmetic on one flat vector of every gradient: one global norm, all
+        # scaled by min(1, max / norm); per-tensor foreach calls cost more than the arithmetic here.
+        flat = torch.cat([grad.reshape(-1) for grad in actor_grads + critic_grads])
+        grad_norm = torch.linalg.vector_norm(flat)
         if not all_finite_no_grad([loss, grad_norm]):
             return None
-        torch._foreach_mul_(grads, (cfg.max_grad_norm / (grad_norm + 1e-6)).clamp(max=1.0))
+        flat.mul_((cfg.max_grad_norm / (grad_norm + 1e-6)).clamp(max=1.0))
+        grads = [chunk.view_as(param) for chunk, param in zip(flat.split(self._param_sizes), self._params)]
         return {"grads": grads, "policy_loss": policy_loss, "value_loss": value_loss, "entropy": entropy_mean,
                 "clip_fraction": clip_fraction, "approx_kl": approx_kl}
 
