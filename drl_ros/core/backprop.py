@@ -8,9 +8,10 @@ layer and direction, one fused activation-gradient kernel) in a fraction of the 
 no autograd graph at all. The parameters stay those of the ``nn.Module``\\ s, so checkpoints,
 export and acting are unchanged; only how a gradient is computed differs.
 
-Everything here runs under ``torch.no_grad``; callers pass the gradient of their loss with
-respect to a network's output and receive the gradients of its parameters (in
-``module.parameters()`` order) and, when asked, of its input.
+Callers run these under ``torch.no_grad`` or ``torch.inference_mode`` (the updates and
+``Policy.act`` do), pass the gradient of their loss with respect to a network's output and
+receive the gradients of its parameters (in ``module.parameters()`` order) and, when asked, of
+its input.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from drl_ros.core.networks import EnsembleLinear
-
 
 
 def _relu_grad(grad: Tensor, pre: Tensor, out: Tensor) -> Tensor:
