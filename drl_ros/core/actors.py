@@ -44,7 +44,8 @@ class CategoricalActor(Actor):
                  orthogonal: bool = True) -> None:
         super().__init__()
         self.logits_net = mlp(obs_dim, hidden_sizes, n_actions, activation, output_gain=0.01, orthogonal=orthogonal)
-        self._logits = MLPBackprop(self.logits_net)  # the acting path's pass, without nn.Module calls
+        self.backprop = MLPBackprop(self.logits_net)
+        """The logits network's passes without nn.Module calls or autograd: acting, PPO's update."""
 
     def distribution(self, obs: torch.Tensor) -> torch.distributions.Categorical:
         return torch.distributions.Categorical(logits=self.logits_net(obs))
@@ -52,7 +53,7 @@ class CategoricalActor(Actor):
     # sample and log_prob_entropy work on log-softmax directly: building a validated
     # torch.distributions.Categorical costs several times the network itself on the acting path.
     def sample(self, obs: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        log_probs = torch.log_softmax(self._logits.predict(obs), dim=-1)
+        log_probs = torch.log_softmax(self.backprop.predict(obs), dim=-1)
         if deterministic:
             action = log_probs.argmax(-1)
         else:
@@ -67,9 +68,30 @@ class CategoricalActor(Actor):
 
     def log_prob_entropy(self, obs: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Log-probability ``(B,)`` of given actions and the entropy ``(B,)``, for policy-gradient losses."""
-        log_probs = torch.log_softmax(self.logits_net(obs), dim=-1)
-        chosen = log_probs.gather(-1, action.long().reshape(-1, 1)).squeeze(-1)
-        return chosen, -(log_probs.exp() * log_probs).sum(-1)
+        log_prob, entropy, _ = self.log_prob_entropy_of(self.logits_net(obs), action)
+        return log_prob, entropy
+
+    def log_prob_entropy_of(self, logits: torch.Tensor, action: torch.Tensor
+                            ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...]]:
+        """:meth:`log_prob_entropy` from the network's output, and what
+        :meth:`log_prob_entropy_backward` needs of it."""
+        log_probs = torch.log_softmax(logits, dim=-1)
+        action = action.long().reshape(-1, 1)
+        probs = log_probs.exp()
+        entropy = -(probs * log_probs).sum(-1)
+        return log_probs.gather(-1, action).squeeze(-1), entropy, (log_probs, probs, entropy, action)
+
+    def log_prob_entropy_backward(self, saved: tuple[torch.Tensor, ...], grad_log_prob: torch.Tensor,
+                                  grad_entropy: float) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """For ``grad_log_prob`` per sample and ``grad_entropy`` per sample's entropy: the gradient
+        w.r.t. the network's output and those of the actor's own parameters (none here)."""
+        log_probs, probs, entropy, action = saved
+        # d log p_a / d logits = onehot(a) − p;  d H / d logits = −p (log p + H).
+        grad_logits = -grad_log_prob.unsqueeze(-1) * probs
+        grad_logits.scatter_add_(-1, action, grad_log_prob.unsqueeze(-1))
+        if grad_entropy:
+            grad_logits -= grad_entropy * probs * (log_probs + entropy.unsqueeze(-1))
+        return grad_logits, []
 
 
 class GaussianActor(Actor):
@@ -86,13 +108,14 @@ class GaussianActor(Actor):
         super().__init__()
         self.mean_net = mlp(obs_dim, hidden_sizes, act_dim, activation, output_gain=0.01, orthogonal=orthogonal)
         self.log_std = nn.Parameter(torch.full((act_dim,), float(log_std_init)))
-        self._mean = MLPBackprop(self.mean_net)  # the acting path's pass, without nn.Module calls
+        self.backprop = MLPBackprop(self.mean_net)
+        """The mean network's passes without nn.Module calls or autograd: acting, PPO's update."""
 
     def _normal(self, obs: torch.Tensor) -> torch.distributions.Normal:
         return torch.distributions.Normal(self.mean_net(obs), self.log_std.exp().expand(obs.shape[0], -1))
 
     def sample(self, obs: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        mean = self._mean.predict(obs)
+        mean = self.backprop.predict(obs)
         # Closed forms in the standard-normal noise: a handful of ops instead of a Normal object,
         # since this runs on every acting step.
         log_norm = self.log_std.sum() + 0.5 * math.log(2 * math.pi) * mean.shape[-1]
@@ -105,12 +128,31 @@ class GaussianActor(Actor):
         return self.mean_net(obs)
 
     def log_prob_entropy(self, obs: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mean = self.mean_net(obs)
-        log_norm = self.log_std.sum() + 0.5 * math.log(2 * math.pi) * mean.shape[-1]
-        log_prob = -0.5 * ((action - mean) * torch.exp(-self.log_std)).pow(2).sum(-1) - log_norm
-        # A state-independent std gives every state the same entropy.
-        entropy = (self.log_std.sum() + (0.5 + 0.5 * math.log(2 * math.pi)) * mean.shape[-1]).expand(mean.shape[0])
+        log_prob, entropy, _ = self.log_prob_entropy_of(self.mean_net(obs), action)
         return log_prob, entropy
+
+    def log_prob_entropy_of(self, mean: torch.Tensor, action: torch.Tensor
+                            ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...]]:
+        """:meth:`log_prob_entropy` from the network's output, and what
+        :meth:`log_prob_entropy_backward` needs of it."""
+        act_dim = mean.shape[-1]
+        z = (action - mean) * torch.exp(-self.log_std)
+        log_norm = self.log_std.sum() + 0.5 * math.log(2 * math.pi) * act_dim
+        log_prob = -0.5 * z.pow(2).sum(-1) - log_norm
+        # A state-independent std gives every state the same entropy.
+        entropy = (self.log_std.sum() + (0.5 + 0.5 * math.log(2 * math.pi)) * act_dim).expand(mean.shape[0])
+        return log_prob, entropy, (z,)
+
+    def log_prob_entropy_backward(self, saved: tuple[torch.Tensor, ...], grad_log_prob: torch.Tensor,
+                                  grad_entropy: float) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """For ``grad_log_prob`` per sample and ``grad_entropy`` per sample's entropy: the gradient
+        w.r.t. the network's output (the mean) and that of ``log_std``, the actor's own parameter,
+        which ``parameters()`` lists before its network's."""
+        (z,) = saved
+        # log p = −½ Σ z² − Σ log σ − c with z = (a − μ)/σ: d/dμ = z/σ, d/dlog σ = z² − 1; H = Σ log σ + c.
+        grad_mean = grad_log_prob.unsqueeze(-1) * z / self.log_std.exp()
+        grad_log_std = (grad_log_prob.unsqueeze(-1) * (z.pow(2) - 1.0)).sum(0) + grad_entropy * z.shape[0]
+        return grad_mean, [grad_log_std]
 
 
 def squashed_gaussian_log_prob(noise: torch.Tensor, log_std: torch.Tensor, pre_tanh: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,6 @@ al., "The 37 Implementation Details of PPO").
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -24,7 +23,7 @@ from drl_ros.core.algorithms.base import (
     fused_adam,
     make_policy_and_value,
 )
-from drl_ros.core.backprop import MLPBackprop, Tape, adam_step, all_finite_no_grad
+from drl_ros.core.backprop import MLPBackprop, adam_step, all_finite_no_grad
 from drl_ros.core.buffers import RolloutBatch
 from drl_ros.core.spaces import BoxSpec, SpaceSpec
 
@@ -119,9 +118,6 @@ class PPO(OnPolicyAlgorithm):
         self._params = list(self.policy.actor.parameters()) + list(self.critic.parameters())
         # eps=1e-5 as in the reference PPO implementations (not Adam's 1e-8 default).
         self.optimizer = fused_adam(self._params, config.learning_rate, eps=1e-5)
-        actor = self.policy.actor
-        assert isinstance(actor, (CategoricalActor, GaussianActor))
-        self._actor_net = MLPBackprop(actor.logits_net if isinstance(actor, CategoricalActor) else actor.mean_net)
         self._critic_net = MLPBackprop(self.critic)
         self._param_sizes = [p.numel() for p in self._params]
         self.progress_remaining = 1.0
@@ -219,8 +215,10 @@ class PPO(OnPolicyAlgorithm):
         """
         cfg = self.config
         batch_size = obs.shape[0]
-        actor_out, actor_tape = self._actor_net.forward(obs)
-        log_prob, entropy, head = self._log_prob_entropy(actor_out, action)
+        actor = self.policy.actor
+        assert isinstance(actor, (CategoricalActor, GaussianActor))
+        actor_out, actor_tape = actor.backprop.forward(obs)
+        log_prob, entropy, saved = actor.log_prob_entropy_of(actor_out, action)
         policy_loss, clip_fraction, approx_kl = compute_ppo_policy_loss(log_prob, old_log_prob, advantage, clip_range)
         value_out, value_tape = self._critic_net.forward(obs)
         value = value_out.squeeze(-1)
@@ -233,7 +231,9 @@ class PPO(OnPolicyAlgorithm):
         ratio = (log_prob - old_log_prob).exp()
         grad_log_prob = -(advantage * ratio * (ratio * advantage <= ratio.clamp(1.0 - clip_range, 1.0 + clip_range)
                                                * advantage)) / batch_size
-        actor_grads = self._log_prob_entropy_backward(actor_tape, head, grad_log_prob, -cfg.ent_coef / batch_size)
+        grad_actor_out, own_grads = actor.log_prob_entropy_backward(saved, grad_log_prob, -cfg.ent_coef / batch_size)
+        network_grads, _ = actor.backprop.backward(actor_tape, grad_actor_out)
+        actor_grads = own_grads + network_grads  # in parameters() order
         if cfg.clip_range_vf is None:
             grad_value = -2.0 * cfg.vf_coef / batch_size * (returns - value)
         else:
@@ -251,42 +251,3 @@ class PPO(OnPolicyAlgorithm):
         grads = [chunk.view_as(param) for chunk, param in zip(flat.split(self._param_sizes), self._params)]
         return {"grads": grads, "policy_loss": policy_loss, "value_loss": value_loss, "entropy": entropy_mean,
                 "clip_fraction": clip_fraction, "approx_kl": approx_kl}
-
-    def _log_prob_entropy(self, actor_out: torch.Tensor, action: torch.Tensor
-                          ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...]]:
-        """``actor.log_prob_entropy`` from the network's output: ``(log_prob, entropy, what the
-        backward pass needs)``."""
-        actor = self.policy.actor
-        if isinstance(actor, CategoricalActor):
-            log_probs = torch.log_softmax(actor_out, dim=-1)
-            action = action.long().reshape(-1, 1)
-            probs = log_probs.exp()
-            entropy = -(probs * log_probs).sum(-1)
-            return log_probs.gather(-1, action).squeeze(-1), entropy, (log_probs, probs, entropy, action)
-        assert isinstance(actor, GaussianActor)
-        act_dim = actor_out.shape[-1]
-        z = (action - actor_out) * torch.exp(-actor.log_std)
-        log_norm = actor.log_std.sum() + 0.5 * math.log(2 * math.pi) * act_dim
-        log_prob = -0.5 * z.pow(2).sum(-1) - log_norm
-        entropy = (actor.log_std.sum() + (0.5 + 0.5 * math.log(2 * math.pi)) * act_dim).expand(actor_out.shape[0])
-        return log_prob, entropy, (z,)
-
-    def _log_prob_entropy_backward(self, tape: Tape, head: tuple[torch.Tensor, ...], grad_log_prob: torch.Tensor,
-                                   grad_entropy: float) -> list[torch.Tensor]:
-        """Actor gradients for ``grad_log_prob`` per sample plus ``grad_entropy`` per sample's entropy."""
-        actor = self.policy.actor
-        if isinstance(actor, CategoricalActor):
-            log_probs, probs, entropy, action = head
-            # d log p_a / d logits = onehot(a) − p;  d H / d logits = −p (log p + H).
-            grad_logits = -grad_log_prob.unsqueeze(-1) * probs
-            grad_logits.scatter_add_(-1, action, grad_log_prob.unsqueeze(-1))
-            if grad_entropy:
-                grad_logits -= grad_entropy * probs * (log_probs + entropy.unsqueeze(-1))
-            grads, _ = self._actor_net.backward(tape, grad_logits)
-            return grads
-        (z,) = head
-        std = actor.log_std.exp()
-        # log p = −½ Σ z² − Σ log σ − c with z = (a − μ)/σ: d/dμ = z/σ, d/dlog σ = z² − 1; H = Σ log σ + c.
-        grads, _ = self._actor_net.backward(tape, grad_log_prob.unsqueeze(-1) * z / std)
-        grad_log_std = (grad_log_prob.unsqueeze(-1) * (z.pow(2) - 1.0)).sum(0) + grad_entropy * z.shape[0]
-        return [grad_log_std, *grads]  # parameters() lists the actor's own log_std before its network's
