@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from drl_ros.core.algorithms.base import polyak_update
+from drl_ros.core.algorithms.base import Algorithm, polyak_update
 from drl_ros.core.algorithms.ddpg import DDPG, DDPGConfig
 from drl_ros.core.algorithms.ppo import PPO, PPOConfig, compute_ppo_policy_loss, compute_ppo_value_loss, normalize_advantages
 from drl_ros.core.algorithms.sac import (
@@ -154,27 +154,36 @@ def _autograd_sac_update(sac: SAC, batch: ReplayBatch) -> None:
     polyak_update(list(sac.critic.parameters()), list(sac.critic_target.parameters()), sac.config.tau)
 
 
+OFF_POLICY_OBS = BoxSpec(low=np.full(5, -8.0), high=np.full(5, 8.0))
+OFF_POLICY_ACT = BoxSpec(low=np.full(2, -2.0), high=np.full(2, 2.0))
+
+
+def _replay_batches(count: int) -> list[ReplayBatch]:
+    generator = torch.Generator().manual_seed(1)
+    return [ReplayBatch(torch.randn(64, 5, generator=generator), torch.rand(64, 2, generator=generator) * 2 - 1,
+                        -torch.rand(64, generator=generator), torch.randn(64, 5, generator=generator),
+                        torch.full((64,), 0.99), np.arange(64)) for _ in range(count)]
+
+
+def _assert_same_parameters(ours: Algorithm, reference: Algorithm) -> None:
+    for name, module in ours.modules().items():
+        for (param_name, mine), theirs in zip(module.named_parameters(), reference.modules()[name].parameters()):
+            torch.testing.assert_close(mine, theirs, rtol=1e-5, atol=1e-6, msg=f"{name}.{param_name}")
+
+
 @pytest.mark.parametrize(("activation", "hidden"), [("relu", [32, 32]), ("tanh", [16]), ("relu", [])])
 def test_sac_update_matches_autograd(activation: str, hidden: list[int]) -> None:
-    obs_spec = BoxSpec(low=np.full(5, -8.0), high=np.full(5, 8.0))
-    act_spec = BoxSpec(low=np.full(2, -2.0), high=np.full(2, 2.0))
     torch.manual_seed(0)
-    manual = SAC(obs_spec, act_spec, SACConfig(hidden_sizes=hidden, activation=activation, batch_size=64))
+    manual = SAC(OFF_POLICY_OBS, OFF_POLICY_ACT, SACConfig(hidden_sizes=hidden, activation=activation, batch_size=64))
     reference = copy.deepcopy(manual)
-    generator = torch.Generator().manual_seed(1)
-    for update in range(10):
-        batch = ReplayBatch(torch.randn(64, 5, generator=generator), torch.rand(64, 2, generator=generator) * 2 - 1,
-                            -torch.rand(64, generator=generator), torch.randn(64, 5, generator=generator),
-                            torch.full((64,), 0.99), np.arange(64))
+    for update, batch in enumerate(_replay_batches(10)):
         torch.manual_seed(100 + update)  # the same policy noise for both
         _autograd_sac_update(reference, batch)
         torch.manual_seed(100 + update)
         metrics = manual.update(batch)
         assert set(metrics) == {"critic_loss", "actor_loss", "alpha", "entropy", "q"}
     assert manual.updates == 10
-    for name, module in manual.modules().items():
-        for (param_name, ours), theirs in zip(module.named_parameters(), reference.modules()[name].parameters()):
-            torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6, msg=f"{name}.{param_name}")
+    _assert_same_parameters(manual, reference)
 
 
 # -- PPO ------------------------------------------------------------------------------------------
@@ -248,22 +257,14 @@ def _autograd_td3_update(td3: TD3, batch: ReplayBatch) -> None:
 
 @pytest.mark.parametrize("algorithm", [TD3, DDPG])
 def test_td3_and_ddpg_updates_match_autograd(algorithm: type[TD3]) -> None:
-    obs_spec = BoxSpec(low=np.full(5, -8.0), high=np.full(5, 8.0))
-    act_spec = BoxSpec(low=np.full(2, -2.0), high=np.full(2, 2.0))
     config = (TD3Config if algorithm is TD3 else DDPGConfig)(hidden_sizes=[32, 32], batch_size=64)
     torch.manual_seed(0)
-    manual = algorithm(obs_spec, act_spec, config)
+    manual = algorithm(OFF_POLICY_OBS, OFF_POLICY_ACT, config)
     reference = copy.deepcopy(manual)
-    generator = torch.Generator().manual_seed(1)
-    for update in range(8):
-        batch = ReplayBatch(torch.randn(64, 5, generator=generator), torch.rand(64, 2, generator=generator) * 2 - 1,
-                            -torch.rand(64, generator=generator), torch.randn(64, 5, generator=generator),
-                            torch.full((64,), 0.99), np.arange(64))
+    for update, batch in enumerate(_replay_batches(8)):
         torch.manual_seed(100 + update)  # the same smoothing noise for both
         _autograd_td3_update(reference, batch)
         torch.manual_seed(100 + update)
         manual.update(batch)
     assert manual.updates == 8 and manual.actor_updates == 8 // manual._policy_delay
-    for name, module in manual.modules().items():
-        for (param_name, ours), theirs in zip(module.named_parameters(), reference.modules()[name].parameters()):
-            torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6, msg=f"{name}.{param_name}")
+    _assert_same_parameters(manual, reference)
